@@ -1,0 +1,7 @@
+"""`python -m compare`: the command-line entry point (logic lives in compare.cli)."""
+
+import sys
+
+from compare.cli import main
+
+sys.exit(main())

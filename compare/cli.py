@@ -1,0 +1,145 @@
+"""Command-line interface: parses flags and calls library functions, nothing more.
+
+Frameworks are imported only by the commands that need them, so `--help` is fast.
+A user mistake ends with one line on stderr and exit code 2 (`--debug` shows the
+traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+import traceback
+
+from compare.errors import UserError
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line and exit code 2, like every user error."""
+
+    def error(self, message):
+        raise UserError(f"{self.prog}: {message} (see --help)")
+
+
+def _csv(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m compare", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = commands.add_parser("run", help="run a study (both frameworks, every seed)")
+    run.add_argument("--study", default="default", help="built-in study name or a .toml file")
+    run.add_argument("--models", type=_csv, help="comma-separated experiment names")
+    run.add_argument("--frameworks", type=_csv, default=["torch", "keras"])
+    run.add_argument("--seeds", type=_positive_int, help="seeds per framework (default: study's)")
+    run.add_argument("--profile", default="default", help="quick | default")
+    run.add_argument("--device", default="auto", help="auto | cpu | gpu")
+    run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
+    run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
+    run.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
+    run.add_argument("--set", dest="overrides", action="append", default=[],
+                     metavar="SECTION.KEY=VALUE", help="override a spec field, repeatable")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    report = commands.add_parser("report", help="write OUT/index.html and OUT/results.csv")
+    report.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
+
+    data = commands.add_parser("data", help="find and verify Fashion-MNIST (download if asked)")
+    data.add_argument("--data-dir")
+    data.add_argument("--download", action="store_true", help="download from upstream if missing")
+
+    commands.add_parser("list", help="list the built-in models and studies")
+
+    worker = commands.add_parser("worker", help=argparse.SUPPRESS)
+    worker.add_argument("request")
+    return parser
+
+
+def cmd_run(args) -> int:
+    from compare import runner, studies
+
+    study = studies.select_models(studies.resolve_study(args.study), args.models)
+    options = runner.Options(
+        frameworks=tuple(args.frameworks),
+        seeds=args.seeds,
+        profile=args.profile,
+        device=args.device,
+        threads=args.threads,
+        out=args.out,
+        data_dir=args.data_dir,
+        overrides=tuple(args.overrides),
+        progress=not args.no_progress,
+    )
+    return runner.run_study(study, options)
+
+
+def cmd_report(args) -> int:
+    from compare import report
+
+    path = report.write_report(args.out)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from compare import data
+
+    directory = data.fetch(args.data_dir, download=args.download)
+    print(f"Fashion-MNIST verified in {directory}")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from compare import results, studies
+
+    for name, experiment in studies.MODELS.items():
+        model, train = experiment.model, experiment.train
+        layers = "-".join(str(s) for s in (784, *model.hidden_sizes, model.num_classes))
+        print(f"{name:14s} {model.architecture:5s} {layers:20s} {train.optimizer} "
+              f"lr={train.learning_rate} batch={train.batch_size} epochs={train.epochs} "
+              f"frameworks={','.join(results.FRAMEWORKS)}")
+    for name, models in studies.STUDIES.items():
+        print(f"study {name}: {', '.join(models)}")
+    return 0
+
+
+def cmd_worker(args) -> int:
+    from compare import worker
+
+    return worker.main(args.request)
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "data": cmd_data, "list": cmd_list,
+            "worker": cmd_worker}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UserError as error:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {error}", file=sys.stderr)
+        return UserError.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are saved; rerun the same command to resume",
+              file=sys.stderr)
+        return 130

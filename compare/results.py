@@ -1,0 +1,72 @@
+"""Run result files: where they live, how they are written (atomically), how read.
+
+One JSON file per (experiment, framework, seed) under `OUT/runs/`. A file is written
+to a temporary name in the same directory, flushed, fsynced and renamed, so a crash
+at any moment leaves either the old complete file or the new complete file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import pathlib
+import re
+import tempfile
+
+SCHEMA_VERSION = 1
+FRAMEWORKS = ("torch", "keras")
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of an experiment name, unique per name."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "experiment"
+    if cleaned != name:
+        cleaned = f"{cleaned[:40]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return cleaned
+
+
+def run_path(out: pathlib.Path, experiment: str, framework: str, seed: int) -> pathlib.Path:
+    return out / "runs" / safe_name(experiment) / f"{framework}-seed{seed}.json"
+
+
+def write_json_atomic(path: pathlib.Path, payload) -> None:
+    """Write JSON so that readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: pathlib.Path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def is_done(path: pathlib.Path, spec_hash: str) -> bool:
+    """True when a finished result for this exact spec exists (rerun skips it)."""
+    try:
+        result = read_json(path)
+    except (OSError, ValueError):
+        return False
+    return result.get("spec_hash") == spec_hash and result.get("status") == "ok"
+
+
+def load_runs(out: pathlib.Path) -> list[dict]:
+    """Every result file under OUT/runs, sorted by experiment, framework, seed."""
+    runs = []
+    for path in sorted((out / "runs").glob("*/*.json")):
+        try:
+            runs.append(read_json(path))
+        except (OSError, ValueError):
+            continue  # cannot happen with atomic writes; never let one file hide the rest
+    return sorted(runs, key=lambda r: (r["experiment"], r["framework"], r["seed"]))

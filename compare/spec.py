@@ -1,0 +1,306 @@
+"""The experiment spec: every hyperparameter and every framework default we override.
+
+A spec is a tree of frozen dataclasses (data, model, training). Both implementations
+build and train from it and from nothing else, so a number that is not here is not a
+hyperparameter of the study. Where PyTorch and Keras disagree on a default (see
+`../shared/parity-notes.md`), the field is set explicitly and commented `# Parity:`.
+
+This module also owns the generic machinery that turns user input (TOML study files,
+`--set section.key=value` overrides) into specs, with type checks that name the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import types
+import typing
+
+from compare.errors import UserError
+
+# The full Fashion-MNIST training set; the split below carves validation out of it.
+TRAIN_POOL_SIZE = 60_000
+TEST_POOL_SIZE = 10_000
+
+OPTIMIZERS = ("sgd", "adam")
+LOSSES = ("cross_entropy",)
+ACTIVATIONS = ("relu", "sigmoid", "tanh")
+OUTPUT_ACTIVATIONS = ("none", "relu")
+ARCHITECTURES = ("mlp",)
+INITIALIZERS = ("uniform_fan_in", "glorot_uniform", "zeros")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """The shared split and the preprocessing both frameworks receive."""
+
+    validation_size: int = 5_000
+    split_seed: int = 0
+    # Stratified subsets (None = all); the quick profile uses them to stay fast.
+    train_limit: int | None = None
+    validation_limit: int | None = None
+    test_limit: int | None = None
+    # x = (pixel / pixel_divisor - mean) / std, in float32. The seed MLP: ToTensor()
+    # (a division by 255, as torchvision does it) then Normalize((0.5,), (0.5,)).
+    pixel_divisor: float = 255.0
+    mean: float = 0.5
+    std: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The architecture; models are built from these fields alone."""
+
+    architecture: str = "mlp"
+    hidden_sizes: tuple[int, ...] = (256, 64)
+    activation: str = "relu"
+    # "relu" reproduces mlp_512's documented ReLU on the logits.
+    output_activation: str = "none"
+    dropout_rate: float = 0.0
+    num_classes: int = 10
+    # Parity: Keras defaults to glorot_uniform kernels and zero biases, PyTorch to
+    # U(+-1/sqrt(fan_in)) for both; the study picks one and both sides use it.
+    kernel_init: str = "uniform_fan_in"
+    bias_init: str = "uniform_fan_in"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """The training recipe."""
+
+    optimizer: str = "adam"
+    learning_rate: float = 0.003
+    batch_size: int = 64
+    epochs: int = 20
+    loss: str = "cross_entropy"
+    # SGD
+    momentum: float = 0.0
+    nesterov: bool = False
+    # Adam. Parity: Keras uses epsilon 1e-7, PyTorch 1e-8; set explicitly.
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-8
+    # Batch size for validation/test predictions (does not affect results).
+    eval_batch_size: int = 1_000
+    # Validation accuracy a run must reach for "time to target" in the report.
+    target_accuracy: float = 0.85
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """One model with its data and recipe; a run is (experiment, framework, seed)."""
+
+    name: str
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def spec_hash(self) -> str:
+        """A stable hash of everything that determines a run's outcome."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    """A named list of experiments, each run for `seeds` seeds in both frameworks."""
+
+    name: str
+    experiments: tuple[ExperimentSpec, ...]
+    seeds: int = 3
+
+
+SECTIONS = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}
+
+
+# --- building specs from user input -------------------------------------------------
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value, tp, key: str):
+    """Check `value` against the annotation `tp`; return it in the field's type."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(value, option, key)
+            except UserError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise UserError(f"{key} must be a list, got {value!r}")
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise UserError(f"{key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported field type {_type_name(tp)} for {key}")
+
+
+def replace_fields(instance, values: dict, where: str):
+    """`dataclasses.replace` with unknown keys and wrong types reported by name."""
+    hints = typing.get_type_hints(type(instance))
+    known = [f.name for f in dataclasses.fields(instance)]
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise UserError(f"unknown key '{where}.{key}' (known: {', '.join(known)})")
+        changes[key] = coerce(value, hints[key], f"{where}.{key}")
+    return dataclasses.replace(instance, **changes)
+
+
+def parse_value(text: str):
+    """Parse an override's value as TOML (numbers, booleans, lists); else a string."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_overrides(experiment: ExperimentSpec, overrides: list[str]) -> ExperimentSpec:
+    """Apply `section.key=value` overrides, e.g. `train.learning_rate=0.01`."""
+    for override in overrides:
+        path, sep, text = override.partition("=")
+        section, dot, key = path.strip().partition(".")
+        if not sep or not dot or not key:
+            raise UserError(
+                f"bad --set '{override}': use section.key=value, e.g. train.learning_rate=0.01"
+            )
+        if section not in SECTIONS:
+            raise UserError(
+                f"bad --set '{override}': unknown section '{section}' "
+                f"(known: {', '.join(SECTIONS)})"
+            )
+        current = getattr(experiment, section)
+        updated = replace_fields(current, {key: parse_value(text.strip())}, section)
+        experiment = dataclasses.replace(experiment, **{section: updated})
+    return experiment
+
+
+def experiment_from_dict(values: dict, base: ExperimentSpec, where: str) -> ExperimentSpec:
+    """Build an experiment from a mapping of sections on top of `base`."""
+    experiment = base
+    for key, value in values.items():
+        if key == "name":
+            experiment = dataclasses.replace(experiment, name=coerce(value, str, f"{where}.name"))
+        elif key in SECTIONS:
+            if not isinstance(value, dict):
+                raise UserError(f"{where}.{key} must be a table")
+            section = replace_fields(getattr(experiment, key), value, f"{where}.{key}")
+            experiment = dataclasses.replace(experiment, **{key: section})
+        else:
+            known = ", ".join(["name", "base", *SECTIONS])
+            raise UserError(f"unknown key '{where}.{key}' (known: {known})")
+    return experiment
+
+
+# --- validation --------------------------------------------------------------------
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def _check_choice(value: str, choices: tuple[str, ...], key: str) -> None:
+    _check(value in choices, f"{key} = {value!r} is unknown (choose one of: {', '.join(choices)})")
+
+
+def train_size(data: DataSpec) -> int:
+    """The number of training examples a data spec leaves."""
+    size = TRAIN_POOL_SIZE - data.validation_size
+    return size if data.train_limit is None else min(size, data.train_limit)
+
+
+def validate(experiment: ExperimentSpec) -> ExperimentSpec:
+    """Reject impossible values with a message naming the key; return the spec."""
+    name, data, model, train = experiment.name, experiment.data, experiment.model, experiment.train
+    where = f"experiment '{name}':"
+    _check(bool(name), "an experiment needs a non-empty name")
+    _check(
+        0 < data.validation_size < TRAIN_POOL_SIZE,
+        f"{where} data.validation_size must be between 1 and {TRAIN_POOL_SIZE - 1}, "
+        f"got {data.validation_size} (it would leave no training data)",
+    )
+    for key in ("train_limit", "validation_limit", "test_limit"):
+        value = getattr(data, key)
+        _check(value is None or value >= 10, f"{where} data.{key} must be >= 10, got {value}")
+    _check(data.pixel_divisor > 0, f"{where} data.pixel_divisor must be > 0")
+    _check(data.std > 0, f"{where} data.std must be > 0, got {data.std}")
+
+    _check_choice(model.architecture, ARCHITECTURES, f"{where} model.architecture")
+    _check_choice(model.activation, ACTIVATIONS, f"{where} model.activation")
+    _check_choice(model.output_activation, OUTPUT_ACTIVATIONS, f"{where} model.output_activation")
+    _check_choice(model.kernel_init, INITIALIZERS, f"{where} model.kernel_init")
+    _check_choice(model.bias_init, INITIALIZERS, f"{where} model.bias_init")
+    _check(len(model.hidden_sizes) > 0, f"{where} model.hidden_sizes must not be empty")
+    _check(
+        all(size >= 1 for size in model.hidden_sizes),
+        f"{where} model.hidden_sizes must be positive, got {list(model.hidden_sizes)}",
+    )
+    _check(
+        0.0 <= model.dropout_rate < 1.0,
+        f"{where} model.dropout_rate must be in [0, 1), got {model.dropout_rate}",
+    )
+    _check(model.num_classes == 10, f"{where} model.num_classes must be 10 for Fashion-MNIST")
+
+    _check_choice(train.optimizer, OPTIMIZERS, f"{where} train.optimizer")
+    _check_choice(train.loss, LOSSES, f"{where} train.loss")
+    _check(train.learning_rate > 0, f"{where} train.learning_rate must be > 0, got {train.learning_rate}")
+    _check(train.epochs >= 1, f"{where} train.epochs must be >= 1, got {train.epochs}")
+    size = train_size(data)
+    _check(
+        1 <= train.batch_size <= size,
+        f"{where} train.batch_size must be between 1 and the training set size {size}, "
+        f"got {train.batch_size}",
+    )
+    _check(train.eval_batch_size >= 1, f"{where} train.eval_batch_size must be >= 1")
+    _check(0.0 <= train.momentum < 1.0, f"{where} train.momentum must be in [0, 1)")
+    _check(0.0 <= train.beta_1 < 1.0, f"{where} train.beta_1 must be in [0, 1)")
+    _check(0.0 <= train.beta_2 < 1.0, f"{where} train.beta_2 must be in [0, 1)")
+    _check(train.epsilon > 0, f"{where} train.epsilon must be > 0")
+    _check(0.0 < train.target_accuracy <= 1.0, f"{where} train.target_accuracy must be in (0, 1]")
+    return experiment
+
+
+def from_dict(cls, values: dict):
+    """Rebuild a dataclass tree written by `dataclasses.asdict` (result files)."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        value = values[field.name]
+        tp = hints[field.name]
+        if dataclasses.is_dataclass(tp):
+            value = from_dict(tp, value)
+        elif typing.get_origin(tp) is tuple:
+            value = tuple(value)
+        kwargs[field.name] = value
+    return cls(**kwargs)

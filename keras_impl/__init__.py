@@ -1,0 +1,28 @@
+"""Keras 3 implementation of the study's contract (mirrors `pytorch_impl`).
+
+The runner, the parity suite and the benchmarks call only these names:
+configure, synchronize, build_model, count_parameters, get_weights, set_weights,
+Trainer, predict.
+"""
+
+import os
+
+# Keras reads its backend once, at import: set it before anything imports keras.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_impl.model import build_model, count_parameters, get_weights, set_weights
+from keras_impl.runtime import FRAMEWORK, configure, synchronize
+from keras_impl.train import Trainer, predict
+
+__all__ = [
+    "FRAMEWORK",
+    "configure",
+    "synchronize",
+    "build_model",
+    "count_parameters",
+    "get_weights",
+    "set_weights",
+    "Trainer",
+    "predict",
+]

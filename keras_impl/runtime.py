@@ -1,0 +1,49 @@
+"""Keras runtime set-up: threads, seed, device, and what the result records."""
+
+from __future__ import annotations
+
+import os
+
+from compare.errors import UserError
+
+FRAMEWORK = "keras"
+
+
+def configure(threads: int, seed: int, device: str) -> dict:
+    """Pin threads, seed the RNG and choose the device; return what was set.
+
+    `device` is "cpu", "gpu" or "auto" ("auto" falls back to the CPU).
+    """
+    import tensorflow as tf
+
+    # Parity: TensorFlow's thread pools must be sized before its runtime starts
+    # (it raises afterwards), so this runs before any other TensorFlow call.
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if device == "gpu" and not has_gpu:
+        raise UserError(
+            "--device gpu: TensorFlow sees no GPU (tensorflow-cpu is installed; "
+            "see `make setup GPU=1`); use --device cpu or auto"
+        )
+    if device == "gpu":
+        raise UserError("--device gpu is not supported yet: use --device cpu or auto")
+    return {
+        "framework": FRAMEWORK,
+        "device": "cpu",
+        "gpu_visible": has_gpu,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "keras_backend": keras.backend.backend(),
+        "threads": {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
+        "flags": {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")},
+    }
+
+
+def synchronize() -> None:
+    """Wait for queued device work (fit/predict return finished results on the CPU)."""
