@@ -52,8 +52,14 @@ def build_parser() -> Parser:
     run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
     run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
     run.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
-    run.add_argument("--set", dest="overrides", action="append", default=[],
-                     metavar="SECTION.KEY=VALUE", help="override a spec field, repeatable")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a spec field, repeatable",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     report = commands.add_parser("report", help="write OUT/index.html and OUT/results.csv")
@@ -110,9 +116,11 @@ def cmd_list(args) -> int:
     for name, experiment in studies.MODELS.items():
         model, train = experiment.model, experiment.train
         layers = "-".join(str(s) for s in (784, *model.hidden_sizes, model.num_classes))
-        print(f"{name:14s} {model.architecture:5s} {layers:20s} {train.optimizer} "
-              f"lr={train.learning_rate} batch={train.batch_size} epochs={train.epochs} "
-              f"frameworks={','.join(results.FRAMEWORKS)}")
+        print(
+            f"{name:14s} {model.architecture:5s} {layers:20s} {train.optimizer} "
+            f"lr={train.learning_rate} batch={train.batch_size} epochs={train.epochs} "
+            f"frameworks={','.join(results.FRAMEWORKS)}"
+        )
     for name, models in studies.STUDIES.items():
         print(f"study {name}: {', '.join(models)}")
     return 0
@@ -124,8 +132,13 @@ def cmd_worker(args) -> int:
     return worker.main(args.request)
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "data": cmd_data, "list": cmd_list,
-            "worker": cmd_worker}
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "data": cmd_data,
+    "list": cmd_list,
+    "worker": cmd_worker,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return UserError.exit_code
     except KeyboardInterrupt:
-        print("interrupted: finished runs are saved; rerun the same command to resume",
-              file=sys.stderr)
+        print(
+            "interrupted: finished runs are saved; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130

@@ -146,8 +146,12 @@ def load_raw(data_dir: str | None = None, verify: bool = True) -> RawData:
     for name, digest in FILES.items():
         arrays[name] = read_idx(directory / f"{name}.gz", digest if verify else None)
     for prefix in ("train", "t10k"):
-        check_arrays(arrays[f"{prefix}-images-idx3-ubyte"], arrays[f"{prefix}-labels-idx1-ubyte"],
-                     prefix, directory)
+        check_arrays(
+            arrays[f"{prefix}-images-idx3-ubyte"],
+            arrays[f"{prefix}-labels-idx1-ubyte"],
+            prefix,
+            directory,
+        )
     return RawData(
         train_images=arrays["train-images-idx3-ubyte"],
         train_labels=arrays["train-labels-idx1-ubyte"],
@@ -170,9 +174,9 @@ def fetch(data_dir: str | None = None, download: bool = False) -> pathlib.Path:
             target = directory / f"{name}.gz"
             partial = target.with_suffix(".gz.part")
             try:
-                with urllib.request.urlopen(f"{UPSTREAM_URL}{name}.gz", timeout=60) as response:
-                    with open(partial, "wb") as handle:
-                        shutil.copyfileobj(response, handle)
+                url = f"{UPSTREAM_URL}{name}.gz"
+                with urllib.request.urlopen(url, timeout=60) as response, open(partial, "wb") as f:
+                    shutil.copyfileobj(response, f)
             except OSError as error:
                 raise UserError(
                     f"cannot download {name}.gz ({error}): install the Debian package "
@@ -254,7 +258,9 @@ def load_shared(data: DataSpec, data_dir: str | None = None) -> SharedData:
         "test_indices_sha256": _sha256(test.astype(np.int64)),
         "sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
     }
-    manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
     return SharedData(
         x_train=preprocess(raw.train_images[train], data),
         y_train=raw.train_labels[train].astype(np.int64),

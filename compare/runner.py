@@ -149,19 +149,24 @@ def execute_run(run: Run, options: Options, on_progress) -> dict:
         with open(log_path, "w") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "compare", "worker", handle.name],
-                stdout=subprocess.PIPE, stderr=log, text=True, env=_child_env(options.threads),
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+                env=_child_env(options.threads),
                 cwd=environment.ROOT,
             )
             for line in process.stdout:
                 if line.startswith("PROGRESS "):
-                    on_progress(json.loads(line[len("PROGRESS "):]))
+                    on_progress(json.loads(line[len("PROGRESS ") :]))
             returncode = process.wait()
     finally:
         os.unlink(handle.name)
     elapsed = time.perf_counter() - started
     log_tail = log_path.read_text().strip().splitlines()[-20:]
     if returncode == 2:
-        raise UserError(log_tail[-1].removeprefix("error: ") if log_tail else "worker refused the run")
+        raise UserError(
+            log_tail[-1].removeprefix("error: ") if log_tail else "worker refused the run"
+        )
     if returncode == 0 and path.exists():
         result = results.read_json(path)
     else:
@@ -193,14 +198,20 @@ def run_study(study: StudySpec, options: Options) -> int:
     todo = [r for r in runs if not results.is_done(r.path(options.out), r.experiment.spec_hash())]
     process_seconds, worker_seconds, outcomes = 0.0, 0.0, []
     with study_lock(options.out):
-        bar = tqdm(total=len(runs), initial=len(runs) - len(todo), unit="run",
-                   disable=not options.progress, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(runs),
+            initial=len(runs) - len(todo),
+            unit="run",
+            disable=not options.progress,
+            dynamic_ncols=True,
+        )
         for run in todo:
             bar.set_description(run.label)
 
             def on_progress(event, run=run):
-                bar.set_postfix_str(f"epoch {event['epoch']}/{event['epochs']} "
-                                    f"val_acc {event['val_accuracy']:.3f}")
+                bar.set_postfix_str(
+                    f"epoch {event['epoch']}/{event['epochs']} val_acc {event['val_accuracy']:.3f}"
+                )
 
             result = execute_run(run, options, on_progress)
             process_seconds += result.pop("_process_seconds")
@@ -228,6 +239,9 @@ def run_study(study: StudySpec, options: Options) -> int:
     for run, r in failed:
         print(f"{run.label}: {r.get('status')} ({r.get('reason', 'no reason')})", file=sys.stderr)
     done = len(runs) - len(todo)
-    print(f"{len(runs)} runs: {len(todo) - len(failed)} ran ok, {done} already done, "
-          f"{len(failed)} failed; results in {options.out}", file=sys.stderr)
+    print(
+        f"{len(runs)} runs: {len(todo) - len(failed)} ran ok, {done} already done, "
+        f"{len(failed)} failed; results in {options.out}",
+        file=sys.stderr,
+    )
     return 1 if failed else 0

@@ -274,7 +274,10 @@ def validate(experiment: ExperimentSpec) -> ExperimentSpec:
 
     _check_choice(train.optimizer, OPTIMIZERS, f"{where} train.optimizer")
     _check_choice(train.loss, LOSSES, f"{where} train.loss")
-    _check(train.learning_rate > 0, f"{where} train.learning_rate must be > 0, got {train.learning_rate}")
+    _check(
+        train.learning_rate > 0,
+        f"{where} train.learning_rate must be > 0, got {train.learning_rate}",
+    )
     _check(train.epochs >= 1, f"{where} train.epochs must be >= 1, got {train.epochs}")
     size = train_size(data)
     _check(

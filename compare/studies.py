@@ -95,8 +95,7 @@ def load_study_file(path: pathlib.Path) -> StudySpec:
             base = MODELS[base_name]
         else:
             raise UserError(
-                f"{where}.base = {base_name!r} is not a built-in model "
-                f"(known: {', '.join(MODELS)})"
+                f"{where}.base = {base_name!r} is not a built-in model (known: {', '.join(MODELS)})"
             )
         if "name" not in entry:
             raise UserError(f"{where} needs a name")

@@ -45,7 +45,9 @@ class Trainer:
     def train_epoch(self, x: np.ndarray, y: np.ndarray) -> float:
         """One pass over (x, y) in the given order; returns the mean training loss."""
         # Parity: shuffle=False because the order was already shuffled for both sides.
-        history = self.model.fit(x, y, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0)
+        history = self.model.fit(
+            x, y, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0
+        )
         return float(history.history["loss"][0])
 
 

@@ -32,7 +32,10 @@ def configure(threads: int, seed: int, device: str) -> dict:
         "device": "cpu",
         "gpu_visible": has_gpu,
         "versions": {"torch": torch.__version__},
-        "threads": {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()},
+        "threads": {
+            "intra_op": torch.get_num_threads(),
+            "inter_op": torch.get_num_interop_threads(),
+        },
         "flags": {"mkldnn_enabled": torch.backends.mkldnn.is_available()},
     }
 

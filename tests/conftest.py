@@ -1,0 +1,49 @@
+"""Shared test helpers: running the CLI in a subprocess, and small IDX files."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`python -m compare ARGS` as a user runs it."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "compare", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_idx(path: pathlib.Path, array: np.ndarray, magic: int | None = None) -> None:
+    """Write a uint8 array as a gzipped IDX file."""
+    if magic is None:
+        magic = 0x00000800 | array.ndim
+    header = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def fake_data_dir(tmp_path):
+    """Four well-formed IDX files of the real sizes (random pixels, labels 0..9)."""
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 60_000), ("t10k", 10_000)):
+        write_idx(
+            tmp_path / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (count, 28, 28))
+        )
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10)
+    return tmp_path
