@@ -59,6 +59,7 @@ def load_study_file(path: pathlib.Path) -> StudySpec:
     Format:
         name = "my study"
         seeds = 3
+        equivalence_margin = 0.01   # optional: TOST margin, a fraction of test accuracy
         [[experiment]]
         name = "mlp_wide"
         base = "mlp"            # optional: start from a built-in model
@@ -74,12 +75,22 @@ def load_study_file(path: pathlib.Path) -> StudySpec:
     except tomllib.TOMLDecodeError as error:
         raise UserError(f"study file {path} is not valid TOML: {error}") from None
 
-    known = ("name", "seeds", "experiment")
+    known = ("name", "seeds", "equivalence_margin", "experiment")
     for key in raw:
         if key not in known:
             raise UserError(f"study file {path}: unknown key '{key}' (known: {', '.join(known)})")
     name = spec_mod.coerce(raw.get("name", path.stem), str, f"{path}: name")
     seeds = spec_mod.coerce(raw.get("seeds", 3), int, f"{path}: seeds")
+    margin = spec_mod.coerce(
+        raw.get("equivalence_margin", StudySpec.equivalence_margin),
+        float,
+        f"{path}: equivalence_margin",
+    )
+    if not 0 < margin < 1:
+        raise UserError(
+            f"study file {path}: equivalence_margin must be in (0, 1) (a fraction of "
+            f"accuracy, 0.01 = 1 point), got {margin}"
+        )
     entries = raw.get("experiment", [])
     if not isinstance(entries, list) or not entries:
         raise UserError(f"study file {path}: needs at least one [[experiment]] table")
@@ -104,7 +115,9 @@ def load_study_file(path: pathlib.Path) -> StudySpec:
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise UserError(f"study file {path}: experiment names repeat: {', '.join(duplicates)}")
-    return StudySpec(name=name, experiments=tuple(experiments), seeds=seeds)
+    return StudySpec(
+        name=name, experiments=tuple(experiments), seeds=seeds, equivalence_margin=margin
+    )
 
 
 def resolve_study(study: str) -> StudySpec:
