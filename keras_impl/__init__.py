@@ -2,7 +2,8 @@
 
 The runner, the parity suite and the benchmarks call only these names:
 configure, synchronize, build_model, count_parameters, get_weights, set_weights,
-Trainer, predict.
+Trainer, predict, loss_and_gradients, training_batches, load_fashion_mnist
+(and Trainer.train_step, Trainer.apply_gradients for single steps).
 """
 
 import os
@@ -11,9 +12,10 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_impl.data import load_fashion_mnist
 from keras_impl.model import build_model, count_parameters, get_weights, set_weights
 from keras_impl.runtime import FRAMEWORK, configure, synchronize
-from keras_impl.train import Trainer, predict
+from keras_impl.train import Trainer, loss_and_gradients, predict, training_batches
 
 __all__ = [
     "FRAMEWORK",
@@ -25,4 +27,7 @@ __all__ = [
     "set_weights",
     "Trainer",
     "predict",
+    "loss_and_gradients",
+    "training_batches",
+    "load_fashion_mnist",
 ]

@@ -2,13 +2,60 @@
 
 The runner hands each epoch's examples already in the shared shuffled order, so both
 frameworks see the same batches; `fit` runs one epoch with shuffle off and its logged
-loss is the mean over examples, which is what the PyTorch side reports.
+loss is the mean over examples, which is what the PyTorch side reports. The parity
+suite also takes single steps, computes gradients and applies given gradients, always
+in the canonical layout.
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
+from keras import ops
+
+# Private, but it is the exact adapter `fit` wraps NumPy arrays in.
+from keras.src.trainers.data_adapters import get_data_adapter
+
+from keras_impl.model import get_weights, set_weights
+
+
+class AdamTorchFormula(keras.optimizers.Adam):
+    """Adam with torch.optim.Adam's update, step for step (`adam_formula = "torch"`).
+
+    Parity: stock Keras Adam folds the bias correction into the step size, adds epsilon
+    to sqrt(v) rather than to sqrt(v_hat), and computes 1 - beta**t in float32; torch
+    adds epsilon to sqrt(v_hat) and computes the corrections in float64 (Python floats).
+    No epsilon makes the two agree, so for lockstep parity one side must re-implement
+    the other. It is this side: a Keras optimizer overrides one method, `update_step`,
+    and keeps Keras's slot variables, while a torch optimizer would need its own state
+    handling; and torch's form is the textbook one (Kingma and Ba, Algorithm 1).
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        # torch: bias corrections and step size as float64, then used as float32 scalars.
+        step = ops.cast(self.iterations + 1, "float64")
+        bias_correction1 = 1 - ops.power(ops.cast(self.beta_1, "float64"), step)
+        bias_correction2 = 1 - ops.power(ops.cast(self.beta_2, "float64"), step)
+        step_size = ops.cast(ops.cast(learning_rate, "float64") / bias_correction1, dtype)
+        bias_correction2_sqrt = ops.cast(ops.sqrt(bias_correction2), dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        # torch: exp_avg.lerp_(grad, 1 - beta1) = m + (1 - beta1) * (g - m)
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
+        # torch: exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        self.assign(
+            v,
+            ops.add(
+                ops.multiply(v, self.beta_2),
+                ops.multiply(ops.multiply(gradient, 1 - self.beta_2), gradient),
+            ),
+        )
+        # torch: denom = sqrt(v) / sqrt(bc2) + eps; param.addcdiv_(m, denom, -step_size)
+        denominator = ops.add(ops.divide(ops.sqrt(v), bias_correction2_sqrt), self.epsilon)
+        self.assign_sub(variable, ops.divide(ops.multiply(m, step_size), denominator))
 
 
 def make_optimizer(train_spec) -> keras.optimizers.Optimizer:
@@ -19,7 +66,9 @@ def make_optimizer(train_spec) -> keras.optimizers.Optimizer:
             nesterov=train_spec.nesterov,
         )
     if train_spec.optimizer == "adam":
-        return keras.optimizers.Adam(
+        # Parity: "torch" swaps in torch's update (see AdamTorchFormula); "native" is stock.
+        adam = AdamTorchFormula if train_spec.adam_formula == "torch" else keras.optimizers.Adam
+        return adam(
             learning_rate=train_spec.learning_rate,
             beta_1=train_spec.beta_1,
             beta_2=train_spec.beta_2,
@@ -32,6 +81,50 @@ def loss_fn() -> keras.losses.Loss:
     """Cross-entropy on logits, mean over the batch."""
     # Parity: from_logits on both sides; a softmax layer + CCE would differ.
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
+    """The (inputs, labels) tensors `train_epoch` feeds the model, in order."""
+    # Parity: shuffle=False, as train_epoch passes it to fit.
+    adapter = get_data_adapter(x, y, batch_size=batch_size, shuffle=False)
+    yield from adapter.get_tf_dataset()
+
+
+def _to_canonical(model: keras.Model, tensors) -> list[np.ndarray]:
+    """Per-variable tensors (gradients) in the canonical layout.
+
+    Gradients have their variables' shapes, so the model's own weight mapping lays them
+    out: one definition of the canonical layout serves weights and gradients alike.
+    """
+    saved = get_weights(model)
+    for variable, tensor in zip(model.trainable_variables, tensors, strict=True):
+        variable.assign(tensor)
+    canonical = get_weights(model)
+    set_weights(model, saved)
+    return canonical
+
+
+def _from_canonical(model: keras.Model, arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Canonical-layout arrays shaped like the model's trainable variables."""
+    saved = get_weights(model)
+    set_weights(model, arrays)
+    tensors = [np.array(variable.numpy()) for variable in model.trainable_variables]
+    set_weights(model, saved)
+    return tensors
+
+
+def loss_and_gradients(
+    model: keras.Model, x: np.ndarray, y: np.ndarray
+) -> tuple[float, list[np.ndarray]]:
+    """The training-mode loss on one batch and its gradients, in the canonical layout."""
+    with tf.GradientTape() as tape:
+        loss = loss_fn()(y, model(x, training=True))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    gradients = [
+        tf.zeros_like(v) if g is None else g
+        for g, v in zip(gradients, model.trainable_variables, strict=True)
+    ]
+    return float(loss), _to_canonical(model, gradients)
 
 
 class Trainer:
@@ -49,6 +142,18 @@ class Trainer:
             x, y, batch_size=self.batch_size, epochs=1, shuffle=False, verbose=0
         )
         return float(history.history["loss"][0])
+
+    def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One optimizer step on one batch, as `train_epoch` takes it; returns its loss."""
+        # train_on_batch runs the same compiled train function as fit.
+        return float(self.model.train_on_batch(x, y))
+
+    def apply_gradients(self, gradients: list[np.ndarray]) -> None:
+        """One optimizer step with the given canonical-layout gradients."""
+        tensors = _from_canonical(self.model, gradients)
+        self.model.optimizer.apply_gradients(
+            zip(tensors, self.model.trainable_variables, strict=True)
+        )
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:

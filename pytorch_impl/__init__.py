@@ -2,12 +2,14 @@
 
 The runner, the parity suite and the benchmarks call only these names:
 configure, synchronize, build_model, count_parameters, get_weights, set_weights,
-Trainer, predict.
+Trainer, predict, loss_and_gradients, training_batches, load_fashion_mnist
+(and Trainer.train_step, Trainer.apply_gradients for single steps).
 """
 
+from pytorch_impl.data import load_fashion_mnist
 from pytorch_impl.model import build_model, count_parameters, get_weights, set_weights
 from pytorch_impl.runtime import FRAMEWORK, configure, synchronize
-from pytorch_impl.train import Trainer, predict
+from pytorch_impl.train import Trainer, loss_and_gradients, predict, training_batches
 
 __all__ = [
     "FRAMEWORK",
@@ -19,4 +21,7 @@ __all__ = [
     "set_weights",
     "Trainer",
     "predict",
+    "loss_and_gradients",
+    "training_batches",
+    "load_fashion_mnist",
 ]
