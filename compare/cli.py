@@ -71,6 +71,14 @@ def build_parser() -> Parser:
 
     commands.add_parser("list", help="list the built-in models and studies")
 
+    parity = commands.add_parser("parity", help="prove both implementations are the same model")
+    parity.add_argument("--models", type=_csv, help="comma-separated built-in models (all)")
+    parity.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parity.add_argument("--out", type=pathlib.Path, help="also write OUT/parity.json")
+    # One thread each: both runtimes share this process, and the checks are about numbers.
+    parity.add_argument("--threads", type=_positive_int, default=1)
+    parity.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
+
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("request")
     return parser
@@ -126,6 +134,22 @@ def cmd_list(args) -> int:
     return 0
 
 
+def cmd_parity(args) -> int:
+    import json
+
+    from compare import data, parity, results, studies
+    from compare.spec import StudySpec
+
+    data.fetch(args.data_dir)  # a missing data set is a user error, found before any training
+    catalog = StudySpec(name="parity", experiments=tuple(studies.MODELS.values()))
+    experiments = list(studies.select_models(catalog, args.models).experiments)
+    report = parity.run(experiments, args.threads, data_dir=args.data_dir)
+    if args.out:
+        results.write_json_atomic(args.out / "parity.json", report)
+    print(json.dumps(report, indent=1) if args.json else parity.format_table(report))
+    return 0 if report["passed"] else 1
+
+
 def cmd_worker(args) -> int:
     from compare import worker
 
@@ -137,6 +161,7 @@ COMMANDS = {
     "report": cmd_report,
     "data": cmd_data,
     "list": cmd_list,
+    "parity": cmd_parity,
     "worker": cmd_worker,
 }
 
