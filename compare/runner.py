@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from compare import data as data_mod
-from compare import environment, results, studies
+from compare import environment, equivalence, results, studies
 from compare.errors import UserError
 from compare.spec import ExperimentSpec, StudySpec, apply_overrides, validate
 
@@ -235,6 +235,8 @@ def run_study(study: StudySpec, options: Options) -> int:
             "environment": environment.fingerprint(),
         }
         results.write_json_atomic(options.out / "study.json", summary)
+        # The TOST verdict per experiment, for the report (compare/equivalence.py).
+        equivalence.write(options.out, runs, study.equivalence_margin)
     failed = [(run, r) for run, r in outcomes if r.get("status") != "ok"]
     for run, r in failed:
         print(f"{run.label}: {r.get('status')} ({r.get('reason', 'no reason')})", file=sys.stderr)

@@ -123,6 +123,12 @@ class StudySpec:
     equivalence_margin: float = 0.01
 
 
+# TOST at the usual 5 % level, i.e. the 90 % interval of the difference inside the
+# margin; "equivalent" needs at least this many seeds per framework (issue #3).
+EQUIVALENCE_ALPHA = 0.05
+EQUIVALENCE_MIN_SEEDS = 5
+
+
 @dataclasses.dataclass(frozen=True)
 class ParitySpec:
     """How `python -m compare parity` checks that both sides are the same model.
