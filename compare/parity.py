@@ -8,7 +8,8 @@ contract alone and compares the two sides in the canonical NumPy layout:
 - forward: with transplanted weights, same logits and probabilities, inference mode;
 - gradients: same loss and per-tensor gradients for one batch;
 - optimizer: the study's optimizer fed identical gradients gives the same parameters;
-- lockstep: same initial weights and batches, same losses and parameters after N steps;
+- lockstep: same initial weights and batches, same losses and parameters after N steps
+  in float32, as the study trains (the float64 replay beside it isolates the rules);
 - data: both frameworks train on the shared arrays, and their own dataset loaders read
   the same pixels and labels as `compare/data.py`.
 
@@ -79,6 +80,7 @@ def configure(threads: int, seed: int) -> dict:
 
     Thread pools can only be sized before a runtime starts; when a runtime already
     runs in this process (a test session), the counts it has are kept and reported.
+    torch is seeded either way, and it alone draws the weights both sides start from.
     """
     in_effect = {}
     for impl in (K, T):
@@ -215,6 +217,11 @@ def check_gradients(torch_model, keras_model, x, y, parity: ParitySpec) -> Check
     )
 
 
+def _parameter_gap(torch_model, keras_model) -> float:
+    """max |torch - keras| over all parameters, in the canonical layout."""
+    return _differences(T.get_weights(torch_model), K.get_weights(keras_model))[0]
+
+
 def _checkpoints(steps: int) -> tuple[int, ...]:
     return tuple(sorted({s for s in (1, 10, steps) if s <= steps}))
 
@@ -236,7 +243,7 @@ def check_optimizer(experiment: ExperimentSpec, weights, parity: ParitySpec) -> 
         torch_trainer.apply_gradients(gradients)
         keras_trainer.apply_gradients(gradients)
         if step in _checkpoints(parity.steps):
-            after[step] = _differences(T.get_weights(torch_model), K.get_weights(keras_model))[0]
+            after[step] = _parameter_gap(torch_model, keras_model)
     abs_diff, rel_diff = _differences(T.get_weights(torch_model), K.get_weights(keras_model))
     return Check(
         "optimizer",
@@ -268,29 +275,50 @@ def lockstep_batches(shared: data_mod.SharedData, batch_size: int, steps: int, s
         epoch += 1
 
 
+def replay(experiment, shared, weights, parity: ParitySpec, dtype: str) -> dict:
+    """Train both sides in lockstep in `dtype`: per-step losses, parameter gaps at checkpoints."""
+    # The whole replay runs in the precision: Keras also fixes its loss's dtype from it.
+    with T.float_precision(dtype), K.float_precision(dtype):
+        torch_model = T.build_model(experiment.model)
+        keras_model = K.build_model(experiment.model)
+        T.set_weights(torch_model, weights)
+        K.set_weights(keras_model, weights)
+        torch_trainer = T.Trainer(torch_model, experiment.train)
+        keras_trainer = K.Trainer(keras_model, experiment.train)
+        losses, after = [], {}
+        batches = lockstep_batches(shared, experiment.train.batch_size, parity.steps, parity.seed)
+        for step, (x, y) in enumerate(batches, start=1):
+            x = x.astype(dtype)  # float32 -> float64 is exact
+            losses.append((torch_trainer.train_step(x, y), keras_trainer.train_step(x, y)))
+            if step in _checkpoints(parity.steps):
+                after[step] = _parameter_gap(torch_model, keras_model)
+    return {
+        "loss_max_abs_diff": max(abs(a - b) for a, b in losses),
+        "params_max_abs_diff_after_step": {str(k): v for k, v in after.items()},
+        "losses": losses,
+        "weights": (T.get_weights(torch_model), K.get_weights(keras_model)),
+    }
+
+
 def check_lockstep(experiment, shared, weights, parity: ParitySpec) -> Check:
-    """Same weights, same batches in the same order: losses and parameters after N steps."""
-    torch_model, keras_model = T.build_model(experiment.model), K.build_model(experiment.model)
-    T.set_weights(torch_model, weights)
-    K.set_weights(keras_model, weights)
-    torch_trainer = T.Trainer(torch_model, experiment.train)
-    keras_trainer = K.Trainer(keras_model, experiment.train)
-    losses, after = [], {}
-    batches = lockstep_batches(shared, experiment.train.batch_size, parity.steps, parity.seed)
-    for step, (x, y) in enumerate(batches, start=1):
-        losses.append((torch_trainer.train_step(x, y), keras_trainer.train_step(x, y)))
-        if step in _checkpoints(parity.steps):
-            after[step] = _differences(T.get_weights(torch_model), K.get_weights(keras_model))[0]
-    loss_diffs = [abs(a - b) for a, b in losses]
-    abs_diff, rel_diff = _differences(T.get_weights(torch_model), K.get_weights(keras_model))
+    """Same weights, same batches in the same order: losses and parameters after N steps.
+
+    In float32, as the study trains. The same replay in float64 is reported next to it:
+    what remains there is a difference in the update rules, not float32 rounding.
+    """
+    float32 = replay(experiment, shared, weights, parity, "float32")
+    float64 = replay(experiment, shared, weights, parity, "float64")
     atol = (
         parity.lockstep_adam_atol if experiment.train.optimizer == "adam" else parity.lockstep_atol
     )
-    passed = max(loss_diffs) <= atol and max(after.values()) <= atol
+    gaps = float32["params_max_abs_diff_after_step"]
+    passed = float32["loss_max_abs_diff"] <= atol and max(gaps.values()) <= atol
+    abs_diff, rel_diff = _differences(*float32["weights"])
+    losses = float32["losses"]
     return Check(
         "lockstep",
         passed,
-        max(abs_diff, max(loss_diffs)),
+        max(abs_diff, float32["loss_max_abs_diff"]),
         rel_diff,
         {"atol": atol},
         {
@@ -298,10 +326,13 @@ def check_lockstep(experiment, shared, weights, parity: ParitySpec) -> Check:
             "adam_formula": experiment.train.adam_formula,
             "steps": len(losses),
             "batch_size": experiment.train.batch_size,
-            "loss_max_abs_diff": max(loss_diffs),
+            "loss_max_abs_diff": float32["loss_max_abs_diff"],
             "loss_first": {"torch": losses[0][0], "keras": losses[0][1]},
             "loss_last": {"torch": losses[-1][0], "keras": losses[-1][1]},
-            "params_max_abs_diff_after_step": {str(k): v for k, v in after.items()},
+            "params_max_abs_diff_after_step": gaps,
+            "float64": {
+                key: float64[key] for key in ("loss_max_abs_diff", "params_max_abs_diff_after_step")
+            },
         },
     )
 
@@ -398,8 +429,8 @@ def for_lockstep(experiment: ExperimentSpec) -> tuple[ExperimentSpec, list[str]]
     if train.optimizer == "adam" and train.adam_formula != "torch":
         train = dataclasses.replace(train, adam_formula="torch")
         notes.append(
-            "optimizer and lockstep use adam_formula='torch' (Keras re-implements torch's "
-            "Adam); stock Adam cannot agree, see native_adam"
+            "gradients, optimizer and lockstep use adam_formula='torch' (Keras re-implements "
+            "torch's Adam); stock Adam cannot agree, see native_adam"
         )
     if model.dropout_rate > 0:
         model = dataclasses.replace(model, dropout_rate=0.0)

@@ -1,7 +1,8 @@
-"""Keras runtime set-up: threads, seed, device, and what the result records."""
+"""Keras runtime set-up: threads, seed, device, precision, and what the result records."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from compare.errors import UserError
@@ -47,3 +48,24 @@ def configure(threads: int, seed: int, device: str) -> dict:
 
 def synchronize() -> None:
     """Wait for queued device work (fit/predict return finished results on the CPU)."""
+
+
+@contextlib.contextmanager
+def float_precision(dtype: str):
+    """Models built inside the block hold `dtype` ("float32", "float64") parameters.
+
+    The study trains in float32; the parity suite also replays training in float64 to
+    separate the update rules from float32 rounding.
+    """
+    import keras
+
+    # Layers take their dtype from the global dtype policy, which Keras fixes from
+    # floatx on first use: both must change.
+    previous = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(previous[0])
+        keras.config.set_dtype_policy(previous[1])

@@ -36,9 +36,12 @@ class AdamTorchFormula(keras.optimizers.Adam):
         dtype = variable.dtype
         gradient = ops.cast(gradient, dtype)
         # torch: bias corrections and step size as float64, then used as float32 scalars.
+        # convert_to_tensor with the dtype: ops.cast would round 0.999 to float32 first.
         step = ops.cast(self.iterations + 1, "float64")
-        bias_correction1 = 1 - ops.power(ops.cast(self.beta_1, "float64"), step)
-        bias_correction2 = 1 - ops.power(ops.cast(self.beta_2, "float64"), step)
+        beta_1 = ops.convert_to_tensor(self.beta_1, dtype="float64")
+        beta_2 = ops.convert_to_tensor(self.beta_2, dtype="float64")
+        bias_correction1 = 1 - ops.power(beta_1, step)
+        bias_correction2 = 1 - ops.power(beta_2, step)
         step_size = ops.cast(ops.cast(learning_rate, "float64") / bias_correction1, dtype)
         bias_correction2_sqrt = ops.cast(ops.sqrt(bias_correction2), dtype)
         m = self._momentums[self._get_variable_index(variable)]

@@ -1,6 +1,8 @@
-"""PyTorch runtime set-up: threads, seed, device, and what the result records."""
+"""PyTorch runtime set-up: threads, seed, device, precision, and what the result records."""
 
 from __future__ import annotations
+
+import contextlib
 
 from compare.errors import UserError
 
@@ -14,9 +16,11 @@ def configure(threads: int, seed: int, device: str) -> dict:
     """
     import torch
 
+    # Seeded first: when the interop pool already runs (parity in a test session), the
+    # thread setting below raises, and the seed must be in place regardless.
+    torch.manual_seed(seed)
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
-    torch.manual_seed(seed)
     has_gpu = torch.cuda.is_available()
     if device == "gpu" and not has_gpu:
         raise UserError(
@@ -42,3 +46,20 @@ def configure(threads: int, seed: int, device: str) -> dict:
 
 def synchronize() -> None:
     """Wait for queued device work (a no-op on the CPU, where PyTorch is eager)."""
+
+
+@contextlib.contextmanager
+def float_precision(dtype: str):
+    """Models built inside the block hold `dtype` ("float32", "float64") parameters.
+
+    The study trains in float32; the parity suite also replays training in float64 to
+    separate the update rules from float32 rounding.
+    """
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)

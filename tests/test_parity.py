@@ -1,0 +1,157 @@
+"""The parity levels on small batches, and the traps each level must catch.
+
+Every level is run on the real MLP and real Fashion-MNIST; each trap builds a known
+wrong variant and asserts that the level's check fails on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from compare import cli, defaults, parity, studies
+from compare import data as data_mod
+from compare.parity import K, T
+from compare.spec import ParitySpec
+
+MLP = studies.apply_profile(studies.MODELS["mlp"], "quick")
+# Small batches and 30 steps keep these fast; the CLI test runs the full ParitySpec.
+SPEC = ParitySpec(batch_size=64, steps=30)
+
+
+def with_train(experiment, **changes):
+    return dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **changes))
+
+
+@pytest.fixture(scope="module")
+def shared():
+    parity.configure(threads=1, seed=SPEC.seed)
+    return data_mod.load_shared(MLP.data)
+
+
+@pytest.fixture(scope="module")
+def batch(shared):
+    return shared.x_test[: SPEC.batch_size], shared.y_test[: SPEC.batch_size]
+
+
+def test_weights_round_trip_exactly_both_ways():
+    check = parity.check_weights(MLP)
+    assert check.passed and check.max_abs_diff == 0.0
+
+
+def test_structure_forward_and_gradients_agree(batch):
+    x, y = batch
+    torch_model, keras_model = parity.build_pair(MLP)
+    structure = parity.check_structure(torch_model, keras_model, x)
+    assert structure.passed, structure.detail
+    assert structure.detail["parameter_count"]["torch"] == 218_058
+    forward = parity.check_forward(torch_model, keras_model, x, SPEC)
+    assert forward.passed and 0 < forward.max_abs_diff <= 1e-5, forward
+    gradients = parity.check_gradients(torch_model, keras_model, x, y, SPEC)
+    assert gradients.passed, gradients.detail
+    assert len(gradients.detail["tensors"]) == 6
+
+
+def test_untransplanted_weights_fail_forward(batch):
+    # Each side's own initialisation: the same spec, but not the same function.
+    x, _ = batch
+    torch_model, keras_model = T.build_model(MLP.model), K.build_model(MLP.model)
+    assert not parity.check_forward(torch_model, keras_model, x, SPEC).passed
+
+
+def initial_weights():
+    """The MLP's torch initialisation after seeding, as `python -m compare parity` draws it."""
+    parity.configure(threads=1, seed=SPEC.seed)
+    return T.get_weights(T.build_model(MLP.model))
+
+
+@pytest.mark.parametrize(
+    "train",
+    [
+        {"optimizer": "sgd", "learning_rate": 0.1, "momentum": 0.9, "nesterov": True},
+        {"optimizer": "adam", "adam_formula": "torch"},
+    ],
+    ids=["sgd-nesterov", "adam-aligned"],
+)
+def test_optimizer_and_lockstep_agree(shared, train):
+    experiment = with_train(MLP, **train)
+    weights = initial_weights()
+    optimizer = parity.check_optimizer(experiment, weights, SPEC)
+    assert optimizer.passed, optimizer.detail
+    # In float32 Adam amplifies rounding where a gradient is near zero, so this level
+    # depends on the initial weights (see ParitySpec.lockstep_adam_atol); the seed is fixed.
+    lockstep = parity.check_lockstep(experiment, shared, weights, SPEC)
+    assert lockstep.passed, lockstep.detail
+    assert lockstep.detail["steps"] == SPEC.steps
+    if train["optimizer"] == "adam":
+        # In float64 the aligned update rules leave nothing but float64 rounding.
+        assert max(lockstep.detail["float64"]["params_max_abs_diff_after_step"].values()) < 1e-11
+
+
+def test_trap_stock_adam_fails_optimizer_and_lockstep(shared):
+    stock = with_train(MLP, optimizer="adam", adam_formula="native")
+    weights = initial_weights()
+    optimizer = parity.check_optimizer(stock, weights, SPEC)
+    assert not optimizer.passed and optimizer.max_abs_diff > 100 * SPEC.optimizer_atol
+    lockstep = parity.check_lockstep(stock, shared, weights, SPEC)
+    assert not lockstep.passed and lockstep.max_abs_diff > 10 * SPEC.lockstep_adam_atol
+    # Not rounding: in float64 stock Adam is just as far apart.
+    float64 = lockstep.detail["float64"]["params_max_abs_diff_after_step"]
+    assert max(float64.values()) > 10 * SPEC.lockstep_adam_atol
+
+
+def test_data_level_and_its_trap(shared, monkeypatch):
+    loaders = parity.check_loaders()
+    assert all(loader["identical"] for loader in loaders.values()), loaders
+    check = parity.check_data(MLP, shared, loaders)
+    assert check.passed, check.detail
+
+    # Trap: Keras fed through fit's own shuffling instead of the shared order.
+    def shuffled(x, y, batch_size):
+        order = np.random.default_rng(0).permutation(len(x))
+        yield x[order], y[order]
+
+    monkeypatch.setattr(K, "training_batches", shuffled)
+    trapped = parity.check_data(MLP, shared, loaders)
+    assert not trapped.passed
+    assert not trapped.detail["training_inputs"]["keras"]["identical"]
+
+
+def test_defaults_table_is_read_from_the_frameworks():
+    rows = {row["what"]: row for row in defaults.table([MLP])}
+    assert rows["adam epsilon"]["keras"] == "1e-07" and rows["adam epsilon"]["torch"] == "1e-08"
+    assert rows["adam epsilon"]["study"] == "1e-08"
+    assert rows["dense kernel layout"]["keras"] == "(in, out)"
+    assert rows["flatten order after convolutions"]["torch"] == "(C, H, W)"
+    assert "top/left 0, bottom/right 1" in rows["'same' padding, 3x3 stride 2 on 28x28"]["keras"]
+    assert rows["dense kernel init (784->256)"]["keras"].startswith("GlorotUniform")
+    assert all(row["keras"] != row["torch"] for row in rows.values())
+
+
+def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
+    reports = []
+    real_run = parity.run
+    monkeypatch.setattr(
+        parity, "run", lambda *a, **k: reports.append(real_run(*a, **k)) or reports[-1]
+    )
+    assert cli.main(["parity", "--models", "mlp", "--json", "--out", str(tmp_path)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    written = json.loads((tmp_path / "parity.json").read_text())
+    assert printed["passed"] and written["schema"] == parity.SCHEMA
+    (model,) = written["models"]
+    assert [level["level"] for level in model["levels"]] == list(parity.LEVELS)
+    for level in model["levels"]:
+        assert level["passed"] and level["tolerance"] and level["max_abs_diff"] >= 0
+    assert model["native_adam"]["max_abs_diff"] > SPEC.lockstep_adam_atol
+    assert {"what", "keras", "torch", "study"} <= set(written["defaults"][0])
+
+    # The same report with one level failed: the command fails and names the model.
+    (report,) = reports
+    report["models"][0]["levels"][2]["passed"] = report["models"][0]["passed"] = False
+    report["passed"] = False
+    monkeypatch.setattr(parity, "run", lambda *a, **k: report)
+    assert cli.main(["parity", "--models", "mlp"]) == 1
+    assert "FAILED for mlp" in capsys.readouterr().out
