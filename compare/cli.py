@@ -137,12 +137,18 @@ def cmd_list(args) -> int:
 def cmd_parity(args) -> int:
     import json
 
-    from compare import data, parity, results, studies
+    from compare import data, results, studies
     from compare.spec import StudySpec
 
-    data.fetch(args.data_dir)  # a missing data set is a user error, found before any training
     catalog = StudySpec(name="parity", experiments=tuple(studies.MODELS.values()))
     experiments = list(studies.select_models(catalog, args.models).experiments)
+    data.fetch(args.data_dir)  # a missing data set is a user error, found before any training
+    if args.out:
+        from compare.runner import prepare_output
+
+        prepare_output(args.out)
+    from compare import parity  # imports both frameworks: only once the input is known good
+
     report = parity.run(experiments, args.threads, data_dir=args.data_dir)
     if args.out:
         results.write_json_atomic(args.out / "parity.json", report)

@@ -12,6 +12,11 @@ import sys
 import numpy as np
 import pytest
 
+# torch's first optimizer loads triton, which crashes the process when TensorFlow was
+# loaded before it (see compare/parity.py). Tests run both frameworks in this process,
+# in any order, so triton is loaded first, here.
+import torch._dynamo  # noqa: F401
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 

@@ -21,6 +21,8 @@ from conftest import ROOT, run_cli
         (["run", "--device", "tpu"], "unknown device 'tpu'"),
         (["run", "--set", "train.epochs=0"], "train.epochs must be >= 1"),
         (["run", "--study", "missing.toml"], "study file missing.toml not found"),
+        (["parity", "--models", "resnet"], "unknown model 'resnet'"),
+        (["parity", "--data-dir", "/nonexistent"], "not found in /nonexistent"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -41,6 +41,7 @@ def test_override_types_are_checked():
         ("train.optimizer='adagrad'", "train.optimizer = 'adagrad' is unknown"),
         ("train.loss='hinge'", "train.loss = 'hinge' is unknown"),
         ("model.activation='gelu'", "model.activation = 'gelu' is unknown"),
+        ("train.adam_formula='keras'", "train.adam_formula = 'keras' is unknown"),
     ],
 )
 def test_impossible_values_are_rejected(override, message):

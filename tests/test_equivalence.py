@@ -1,0 +1,88 @@
+"""The TOST equivalence verdict: its three outcomes, its seed rule, and the file it writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from compare import equivalence, results, runner, studies
+from compare.errors import UserError
+from compare.spec import EQUIVALENCE_MIN_SEEDS
+
+RNG = np.random.default_rng(0)
+MARGIN = 0.01
+
+
+def accuracies(mean: float, spread: float, n: int = 6) -> np.ndarray:
+    return mean + RNG.normal(0.0, spread, n)
+
+
+def test_verdicts():
+    close = equivalence.verdict("a", accuracies(0.850, 0.002), accuracies(0.851, 0.002), MARGIN)
+    assert close["verdict"] == "equivalent" and close["p_value"] < 0.05
+    assert -MARGIN < close["ci_low"] < close["difference"] < close["ci_high"] < MARGIN
+
+    far = equivalence.verdict("b", accuracies(0.85, 0.002), accuracies(0.80, 0.002), MARGIN)
+    assert far["verdict"] == "different" and far["ci_low"] > MARGIN
+
+    noisy = equivalence.verdict("c", accuracies(0.85, 0.03), accuracies(0.85, 0.03), MARGIN)
+    assert noisy["verdict"] == "inconclusive"
+
+
+def test_fewer_than_five_seeds_is_never_equivalent():
+    few = EQUIVALENCE_MIN_SEEDS - 1
+    row = equivalence.verdict("a", [0.85] * few, [0.85] * few, MARGIN)
+    assert row["verdict"] == "inconclusive (n < 5)" and row["difference"] == 0.0
+    one = equivalence.verdict("b", [0.85], [], MARGIN)
+    assert one["verdict"] == "inconclusive (n < 5)" and one["ci_low"] is None
+
+
+def test_p_value_is_the_larger_of_two_one_sided_welch_tests():
+    torch_accuracy, keras_accuracy = accuracies(0.850, 0.004), accuracies(0.846, 0.006)
+    row = equivalence.verdict("a", torch_accuracy, keras_accuracy, MARGIN)
+    # Independently, with scipy: H0 difference <= -margin, and H0 difference >= +margin.
+    lower = stats.ttest_ind(
+        torch_accuracy + MARGIN, keras_accuracy, equal_var=False, alternative="greater"
+    ).pvalue
+    upper = stats.ttest_ind(
+        torch_accuracy - MARGIN, keras_accuracy, equal_var=False, alternative="less"
+    ).pvalue
+    assert row["p_value"] == pytest.approx(max(lower, upper), rel=1e-9)
+
+
+def test_runner_writes_equivalence_json(tmp_path):
+    study = studies.builtin_study("default")
+    options = runner.Options(seeds=5, out=tmp_path, profile="quick")
+    planned = runner.plan(study, options)
+    for run in planned:
+        accuracy = 0.85 + 0.001 * run.seed + (0.002 if run.framework == "torch" else 0.0)
+        results.write_json_atomic(
+            run.path(tmp_path),
+            {
+                "experiment": run.experiment.name,
+                "framework": run.framework,
+                "seed": run.seed,
+                "status": "ok",
+                "spec_hash": run.experiment.spec_hash(),
+                "test_accuracy": accuracy,
+            },
+        )
+    path = equivalence.write(tmp_path, planned, study.equivalence_margin)
+    written = json.loads(path.read_text())
+    assert written["schema"] == equivalence.SCHEMA
+    (row,) = written["rows"]
+    assert row["experiment"] == "mlp" and row["n_torch"] == row["n_keras"] == 5
+    assert row["difference"] == pytest.approx(0.002)
+    assert row["verdict"] == "equivalent" and row["margin"] == 0.01
+
+
+def test_study_file_margin(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text('equivalence_margin = 0.02\n[[experiment]]\nname = "a"\nbase = "mlp"\n')
+    assert studies.load_study_file(path).equivalence_margin == 0.02
+    path.write_text('equivalence_margin = 2\n[[experiment]]\nname = "a"\nbase = "mlp"\n')
+    with pytest.raises(UserError, match="equivalence_margin must be in"):
+        studies.load_study_file(path)
