@@ -48,6 +48,9 @@ compare: data
 	$(PY) -m compare report --out $(OUT)
 	@echo "Open $(OUT)/index.html"
 
+parity: data
+	$(PY) -m compare parity --out $(OUT) $(ARGS)
+
 report: setup
 	$(PY) -m compare report --out $(OUT)
 
