@@ -226,6 +226,10 @@ def run_study(study: StudySpec, options: Options) -> int:
             "frameworks": list(options.frameworks),
             "threads": options.threads,
             "runs_planned": len(runs),
+            "planned": [
+                {"experiment": r.experiment.name, "framework": r.framework, "seed": r.seed}
+                for r in runs
+            ],
             "runs_executed": len(todo),
             "wall_seconds": wall,
             "worker_seconds": worker_seconds,

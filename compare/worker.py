@@ -15,6 +15,7 @@ import importlib
 import json
 import math
 import pathlib
+import resource
 import sys
 import time
 import traceback
@@ -131,6 +132,8 @@ def execute(request: dict) -> int:
             traceback=traceback.format_exc(limit=20),
         )
     result["wall_seconds"] = time.time() - started
+    # Peak resident memory of this run's process (Linux reports KiB), same probe for both.
+    result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results.write_json_atomic(pathlib.Path(request["result_path"]), result)
     return 0
 
