@@ -7,6 +7,9 @@ in forward order, as float32 NumPy arrays:
 - dense: kernel (in, out), bias (out,). A torch Linear stores (out, in), hence the
   transposes. For the first dense layer after a flatten, the kernel's rows are in
   torch's (C, H, W) flatten order, so this side needs no conversion for it.
+
+Parity: no trap builder here; keras_impl.model.build_trap_model's wrong variants are
+measured against this side, the reference.
 """
 
 from __future__ import annotations
