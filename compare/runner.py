@@ -259,6 +259,8 @@ def execute_run(run: Run, options: Options, on_event) -> dict:
                 process.stdin.write(json.dumps(request))
                 process.stdin.close()
             for line in process.stdout:
+                if not line.endswith("\n"):
+                    continue  # cut off by the worker's death: not a whole event
                 kind, _, payload = line.rstrip("\n").partition(" ")
                 if kind == "PROGRESS":
                     event = json.loads(payload)

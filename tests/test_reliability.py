@@ -396,3 +396,16 @@ for attempt in attempts:
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith("blocked") for line in lines), result.stdout
     assert "compare data --download" in lines[0]
+
+
+def test_no_unsafe_deserialisation_in_the_code():
+    """Nothing a user supplies is unpickled: no pickle, no torch.load without weights_only."""
+    unsafe = re.compile(
+        r"\bpickle\b|allow_pickle\s*=\s*True|torch\.load\((?![^)]*weights_only=True)"
+    )
+    sources = [
+        p for d in ("compare", "pytorch_impl", "keras_impl") for p in (ROOT / d).rglob("*.py")
+    ]
+    assert sources
+    offenders = [str(p) for p in sources if unsafe.search(p.read_text())]
+    assert offenders == []
