@@ -38,7 +38,8 @@ def write_json_atomic(path: pathlib.Path, payload) -> None:
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=True)
+            # Strict JSON: NaN/inf are not JSON; writers turn them into null first.
+            json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=False)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
