@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import pathlib
 import re
@@ -29,6 +30,17 @@ def safe_name(name: str) -> str:
 
 def run_path(out: pathlib.Path, experiment: str, framework: str, seed: int) -> pathlib.Path:
     return out / "runs" / safe_name(experiment) / f"{framework}-seed{seed}.json"
+
+
+def finite_or_none(value):
+    """`value` with every NaN/inf float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(item) for item in value]
+    return value
 
 
 def write_json_atomic(path: pathlib.Path, payload) -> None:

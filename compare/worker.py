@@ -107,17 +107,6 @@ def forbid_network() -> None:
         _network_blocked = True
 
 
-def finite_or_none(value):
-    """`value` with every NaN/inf float replaced by None (JSON has no NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [finite_or_none(item) for item in value]
-    return value
-
-
 # --- the run --------------------------------------------------------------------------
 
 
@@ -176,7 +165,7 @@ def train_and_evaluate(request: dict, result: dict) -> None:
             "epoch_seconds": seconds,
         }
         epochs.append(record)
-        emit("PROGRESS", {**finite_or_none(record), "epochs": train_spec.epochs})
+        emit("PROGRESS", {**results.finite_or_none(record), "epochs": train_spec.epochs})
         # A diverged model only produces NaN from here on: stop, and say where.
         check_finite(record)
     result["stage"] = "test"
@@ -239,7 +228,7 @@ def execute(request: dict) -> int:
     result["wall_seconds"] = time.time() - started
     # Peak resident memory of this run's process (Linux reports KiB), same probe for both.
     result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    results.write_json_atomic(pathlib.Path(request["result_path"]), finite_or_none(result))
+    results.write_json_atomic(pathlib.Path(request["result_path"]), results.finite_or_none(result))
     return 0
 
 
