@@ -61,6 +61,11 @@ def build_parser() -> Parser:
         help="override a spec field, repeatable",
     )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="turn on each framework's deterministic kernels (recorded in every result)",
+    )
 
     report = commands.add_parser("report", help="write OUT/index.html and OUT/results.csv")
     report.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
@@ -80,12 +85,17 @@ def build_parser() -> Parser:
     parity.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
-    worker.add_argument("request")
+    worker.add_argument("request", nargs="?", default="-", help="request JSON file; - = stdin")
+    worker.add_argument("--probe", metavar="FRAMEWORK", help="only check --device, then exit")
+    worker.add_argument("--device", default="auto")
     return parser
 
 
 def cmd_run(args) -> int:
-    from compare import runner, studies
+    from compare import runner, studies, worker
+
+    # A run never needs the network (the data is local, `data --download` fetches it).
+    worker.forbid_network()
 
     study = studies.select_models(studies.resolve_study(args.study), args.models)
     options = runner.Options(
@@ -98,6 +108,7 @@ def cmd_run(args) -> int:
         data_dir=args.data_dir,
         overrides=tuple(args.overrides),
         progress=not args.no_progress,
+        deterministic=args.deterministic,
     )
     return runner.run_study(study, options)
 
@@ -159,6 +170,8 @@ def cmd_parity(args) -> int:
 def cmd_worker(args) -> int:
     from compare import worker
 
+    if args.probe:
+        return worker.probe(args.probe, args.device)
     return worker.main(args.request)
 
 

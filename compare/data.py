@@ -35,6 +35,18 @@ FILES = {
 EXPECTED_COUNT = {"train": 60_000, "t10k": 10_000}
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 DEBIAN_DIR = pathlib.Path("/usr/share/datasets/fashion-mnist")
 UPSTREAM_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 HOW_TO_GET = "run `make data` (or `python -m compare data --download`), or pass --data-dir"

@@ -1,18 +1,23 @@
 """The report: OUT/index.html (self-contained), OUT/results.csv and OUT/results.json.
 
-Everything shown is read from the run result files that the study wrote; nothing is
-typed in. HTML comes from a jinja2 template with autoescaping on, so text from study
-files and results is always shown as text.
+Everything shown is read from files the study wrote (run results, `study.json`, and,
+when present, `parity.json` and `equivalence.json`); nothing is typed in. Sections
+whose inputs are absent are left out. HTML comes from a jinja2 template with
+autoescaping on, so text from study files and results is always shown as text.
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import pathlib
 
 import jinja2
+import numpy as np
+import pandas as pd
 
 from compare import figures, results, tables
+from compare.errors import UserError
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
 RESULTS_JSON_SCHEMA = "keras-vs-pytorch/results/v1"
@@ -22,71 +27,158 @@ def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def build_context(out: pathlib.Path) -> dict:
-    runs = results.load_runs(out)
+def _optional_json(path: pathlib.Path):
+    return results.read_json(path) if path.exists() else None
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """DataFrame rows with NaN turned into None (so templates and JSON can test it)."""
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def model_section(name: str, runs: list[dict], epochs: pd.DataFrame, parity) -> dict:
+    ok = [r for r in runs if r.get("status") == "ok"]
+    by_impl: dict[str, list[dict]] = {}
+    for run in ok:
+        by_impl.setdefault(tables.implementation(run), []).append(run)
+    mine = epochs[(epochs["experiment"] == name) & (epochs["status"] == "ok")]
+    section = {
+        "name": name,
+        "spec": runs[0]["spec"],
+        "curves": None,
+        "epoch_times": None,
+        "confusion": None,
+        "per_class": None,
+        "parity": (parity or {}).get("models", {}).get(name),
+    }
+    if not mine.empty:
+        section["curves"] = _data_uri(figures.curves(mine))
+        section["epoch_times"] = _data_uri(figures.epoch_times(mine))
+    with_predictions = {k: v for k, v in by_impl.items() if all("test_predictions" in r for r in v)}
+    if with_predictions:
+        matrices = {impl: tables.confusion(rs) for impl, rs in sorted(with_predictions.items())}
+        section["confusion"] = _data_uri(figures.confusion_matrices(matrices))
+        per_class = tables.per_class_accuracy(dict(sorted(with_predictions.items())))
+        section["per_class"] = {
+            "columns": list(per_class.columns),
+            "rows": [(label, list(values)) for label, values in per_class.iterrows()],
+        }
+    return section
+
+
+def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
+    """Summary rows plus the difference to torch, the verdict and the parity status."""
+    verdicts = {row["experiment"]: row for row in (equivalence or {}).get("verdicts", [])}
+    parity_models = (parity or {}).get("models", {})
+    rows = _records(summary)
+    reference = {r["experiment"]: r for r in rows if r["implementation"] == "torch"}
+    for row in rows:
+        torch_row = reference.get(row["experiment"])
+        row["difference"] = (
+            row["test_accuracy_mean"] - torch_row["test_accuracy_mean"]
+            if torch_row and row["implementation"] != "torch"
+            else None
+        )
+        row["equivalence"] = verdicts.get(row["experiment"])
+        model_parity = parity_models.get(row["experiment"])
+        row["parity"] = None if model_parity is None else model_parity.get("passed")
+    return rows
+
+
+def current_runs(runs: list[dict], planned: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Split results into those of the last study's specs and stale ones (an older spec
+    left in the same directory), so seeds of different specs are never averaged."""
+    if not planned or not all("spec_hash" in p for p in planned):
+        return runs, []
+    wanted = {(p["experiment"], p["framework"], p["seed"], p["spec_hash"]) for p in planned}
+    keep, stale = [], []
+    for run in runs:
+        key = (run["experiment"], run["framework"], run["seed"], run.get("spec_hash"))
+        (keep if key in wanted else stale).append(run)
+    return keep, stale
+
+
+def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
+    study = _optional_json(out / "study.json") or {}
+    runs, stale = current_runs(runs, study.get("planned", []))
     run_rows = tables.runs_frame(runs)
     epoch_rows = tables.epochs_frame(runs)
-    summary = tables.summary_frame(run_rows)
-    study = results.read_json(out / "study.json") if (out / "study.json").exists() else {}
-    experiments = list(dict.fromkeys(run_rows["experiment"]))
-    models = []
-    for experiment in experiments:
-        mine = epoch_rows[(epoch_rows["experiment"] == experiment) & (epoch_rows["status"] == "ok")]
-        spec = next(r["spec"] for r in runs if r["experiment"] == experiment)
-        models.append(
-            {
-                "name": experiment,
-                "curves": _data_uri(figures.curves(mine, experiment)) if not mine.empty else None,
-                "epoch_times": _data_uri(figures.epoch_times(mine, experiment))
-                if not mine.empty
-                else None,
-                "spec": spec,
-            }
-        )
-    failures = run_rows[run_rows["status"] != "ok"].to_dict("records")
-    manifests = sorted({r.get("split_manifest_hash") for r in runs if r.get("split_manifest_hash")})
+    parity = _optional_json(out / "parity.json")
+    equivalence = _optional_json(out / "equivalence.json")
+    planned = study.get("planned", [])
+    order = tables.experiment_order(
+        run_rows["experiment"].unique(), [p["experiment"] for p in planned]
+    )
+    summary = tables.summary_frame(run_rows, order)
+    models = [
+        model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity)
+        for name in order
+    ]
+    failures = _records(run_rows[run_rows["status"] != "ok"])
     environment = next((r["environment"] for r in runs if r.get("environment")), {})
     return {
         "study": study,
-        "summary": summary.to_dict("records"),
+        "overview": overview_rows(summary, equivalence, parity),
         "models": models,
         "failures": failures,
-        "manifests": manifests,
+        "missing": tables.missing_runs(planned, runs),
+        "manifests": sorted(
+            {r["split_manifest_hash"] for r in runs if r.get("split_manifest_hash")}
+        ),
         "environment": environment,
-        "runtimes": {r["framework"]: r.get("runtime", {}) for r in runs if r.get("runtime")},
+        "runtimes": {tables.implementation(r): r["runtime"] for r in runs if r.get("runtime")},
+        "threads": sorted({r["threads"] for r in runs if r.get("threads")}),
+        "devices": sorted({r["device"] for r in runs if r.get("device")}),
+        "defaults": (parity or {}).get("defaults"),
+        "parity": parity,
+        "equivalence": equivalence,
         "run_count": len(runs),
+        "stale": [f"{r['experiment']} / {r['framework']} / seed {r['seed']}" for r in stale],
     }
+
+
+def write_tables(out: pathlib.Path, runs: list[dict]) -> None:
+    """results.csv (one row per run and epoch) and results.json (versioned schema)."""
+    epoch_rows = tables.epochs_frame(runs)
+    csv_path = out / "results.csv"
+    tmp = csv_path.with_name(".results.csv.tmp")
+    epoch_rows.to_csv(tmp, index=False)
+    tmp.replace(csv_path)
+    run_rows = tables.runs_frame(runs)
+    results.write_json_atomic(
+        out / "results.json",
+        {
+            "schema": RESULTS_JSON_SCHEMA,
+            "runs": _records(run_rows.astype(object).where(run_rows.notna(), np.nan)),
+            "summary": _records(tables.summary_frame(run_rows)),
+        },
+    )
+
+
+def render(context: dict) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.2f}"
+    environment.filters["num"] = lambda v, fmt="%.3f": "–" if v is None else fmt % v
+    return environment.get_template("report.html.j2").render(**context)
 
 
 def write_report(out: pathlib.Path) -> pathlib.Path:
     """Write the three report files into OUT; return the HTML path."""
     runs = results.load_runs(out)
     if not runs:
-        from compare.errors import UserError
-
         raise UserError(
             f"no run results under {out}/runs: run `python -m compare run --out {out}` first"
         )
-    run_rows = tables.runs_frame(runs)
-    epoch_rows = tables.epochs_frame(runs)
-    csv_path = out / "results.csv"
-    tmp = csv_path.with_suffix(".csv.tmp")
-    epoch_rows.to_csv(tmp, index=False)
-    tmp.replace(csv_path)
-    results.write_json_atomic(
-        out / "results.json",
-        {
-            "schema": RESULTS_JSON_SCHEMA,
-            "runs": run_rows.astype(object).where(run_rows.notna(), None).to_dict("records"),
-            "summary": tables.summary_frame(run_rows).to_dict("records"),
-        },
-    )
-    environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True, undefined=jinja2.StrictUndefined
-    )
-    html = environment.get_template("report.html.j2").render(**build_context(out))
+    write_tables(out, runs)
     html_path = out / "index.html"
-    tmp = html_path.with_suffix(".html.tmp")
-    tmp.write_text(html)
+    tmp = html_path.with_name(".index.html.tmp")
+    tmp.write_text(render(build_context(out, runs)))
     tmp.replace(html_path)
     return html_path

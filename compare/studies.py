@@ -26,6 +26,38 @@ MODELS: dict[str, ExperimentSpec] = {
     ),
 }
 
+# `cnn`: Mnist_CNN ("What is torch.nn really?", seeds 000/003): input viewed as
+# 1x28x28, three 3x3 stride-2 padding-1 convolutions 1->16->16->10 with ReLU after each
+# (28 -> 14 -> 7 -> 4), a 4x4 average pool, and the 10 channels are the logits. SGD
+# lr 0.1, momentum 0.9, batch 64, 2 epochs; pixels in [0, 1] (no normalisation).
+MODELS["cnn"] = ExperimentSpec(
+    name="cnn",
+    data=DataSpec(pixel_divisor=255.0, mean=0.0, std=1.0),
+    model=ModelSpec(
+        architecture="cnn",
+        conv_filters=(16, 16, 10),
+        conv_kernel_size=3,
+        conv_stride=2,
+        conv_padding=1,
+        activation="relu",
+        pooling="avg",
+        pool_size=4,
+        hidden_sizes=(),
+        logits_from="conv",
+    ),
+    train=TrainSpec(optimizer="sgd", learning_rate=0.1, momentum=0.9, batch_size=64, epochs=2),
+)
+# `cnn_adaptive`: the same network with AdaptiveAvgPool2d(1) (a global average) in
+# place of the fixed 4x4 pool, so it accepts any input size.
+MODELS["cnn_adaptive"] = dataclasses.replace(
+    MODELS["cnn"],
+    name="cnn_adaptive",
+    model=dataclasses.replace(MODELS["cnn"].model, pooling="global_avg"),
+)
+
+# The model the report leads with and the benchmark measures.
+HEADLINE = "mlp"
+
 STUDIES: dict[str, tuple[str, ...]] = {
     "default": ("mlp",),
 }

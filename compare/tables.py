@@ -1,7 +1,7 @@
 """Result files -> tidy pandas tables, and the per-model summaries the report shows.
 
 `runs_frame` has one row per run, `epochs_frame` one row per run and epoch (this is
-`results.csv`). Statistics use scipy, not hand-written formulas.
+`results.csv`). Statistics use scipy and scikit-learn, not hand-written formulas.
 """
 
 from __future__ import annotations
@@ -9,51 +9,56 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
+from sklearn import metrics as skmetrics
+
+from compare.data import CLASS_NAMES
+from compare.studies import HEADLINE
 
 RUN_COLUMNS = [
-    "experiment",
-    "framework",
-    "seed",
-    "status",
-    "reason",
-    "profile",
-    "device",
-    "threads",
-    "spec_hash",
-    "split_manifest_hash",
-    "parameter_count",
-    "test_loss",
-    "test_accuracy",
-    "first_epoch_seconds",
-    "steady_epoch_seconds",
-    "steady_epoch_min_seconds",
-    "steady_epoch_max_seconds",
-    "samples_per_second",
-    "time_to_target_seconds",
-    "wall_seconds",
-]
+    "experiment", "implementation", "framework", "keras_backend", "mode", "seed", "status",
+    "reason", "failed_epoch", "profile", "device", "threads", "spec_hash",
+    "split_manifest_hash", "parameter_count", "test_loss", "test_accuracy",
+    "first_epoch_seconds", "steady_epoch_seconds", "steady_epoch_min_seconds",
+    "steady_epoch_max_seconds", "steady_epoch_spread", "samples_per_second",
+    "time_to_target_seconds", "peak_memory_mb", "wall_seconds",
+]  # fmt: skip
 EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_accuracy", "epoch_seconds"]
+EPOCH_KEYS = ["experiment", "implementation", "framework", "seed", "status", "spec_hash",
+              "split_manifest_hash"]  # fmt: skip
+
+
+def implementation(run: dict) -> str:
+    """The label a run is compared under: framework, Keras backend, execution mode."""
+    label = run["framework"]
+    backend = (run.get("runtime") or {}).get("keras_backend")
+    if backend and backend != "tensorflow":
+        label += f"[{backend}]"
+    if run.get("mode"):
+        label += f" ({run['mode']})"
+    return label
+
+
+def _run_row(run: dict) -> dict:
+    row = {key: run.get(key) for key in RUN_COLUMNS}
+    row.update({k: v for k, v in (run.get("timing") or {}).items() if k in RUN_COLUMNS})
+    row["implementation"] = implementation(run)
+    row["keras_backend"] = (run.get("runtime") or {}).get("keras_backend")
+    return row
 
 
 def runs_frame(runs: list[dict]) -> pd.DataFrame:
-    rows = []
-    for run in runs:
-        row = {key: run.get(key) for key in RUN_COLUMNS}
-        row.update(run.get("timing") or {})
-        rows.append({key: row.get(key) for key in RUN_COLUMNS})
-    return pd.DataFrame(rows, columns=RUN_COLUMNS)
+    return pd.DataFrame([_run_row(run) for run in runs], columns=RUN_COLUMNS)
 
 
 def epochs_frame(runs: list[dict]) -> pd.DataFrame:
     """Tidy: one row per (run, epoch); run-level columns repeated for filtering."""
-    keys = ["experiment", "framework", "seed", "status", "spec_hash", "split_manifest_hash"]
     rows = []
     for run in runs:
+        head = {key: run.get(key) for key in EPOCH_KEYS}
+        head["implementation"] = implementation(run)
         for epoch in run.get("epochs", []):
-            rows.append(
-                {**{k: run.get(k) for k in keys}, **{k: epoch.get(k) for k in EPOCH_COLUMNS}}
-            )
-    return pd.DataFrame(rows, columns=keys + EPOCH_COLUMNS)
+            rows.append({**head, **{key: epoch.get(key) for key in EPOCH_COLUMNS}})
+    return pd.DataFrame(rows, columns=EPOCH_KEYS + EPOCH_COLUMNS)
 
 
 def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -62,24 +67,35 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, float]:
     if len(values) == 0:
         return (np.nan, np.nan, np.nan)
     mean = float(values.mean())
-    if len(values) < 2:
+    if len(values) < 2 or np.ptp(values) == 0:
         return (mean, mean, mean)
     low, high = stats.t.interval(confidence, len(values) - 1, loc=mean, scale=stats.sem(values))
-    if not np.isfinite(low):  # identical values: zero spread
-        low = high = mean
     return (mean, float(low), float(high))
 
 
-def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (experiment, framework) over successful seeds."""
+def experiment_order(names, planned: list[str] | None = None) -> list[str]:
+    """The headline MLP first, then the study's own order."""
+    order = list(dict.fromkeys([*(planned or []), *names]))
+    order = [name for name in order if name in set(names)]
+    return sorted(order, key=lambda name: name != HEADLINE)
+
+
+def _median(series: pd.Series) -> float:
+    series = series.dropna()
+    return float(series.median()) if len(series) else np.nan
+
+
+def summary_frame(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+    """Per (experiment, implementation) over successful seeds, headline first."""
     ok = runs[runs["status"] == "ok"]
     rows = []
-    for (experiment, framework), group in ok.groupby(["experiment", "framework"], sort=False):
+    for (experiment, impl), group in ok.groupby(["experiment", "implementation"], sort=False):
         accuracy, low, high = mean_ci(group["test_accuracy"])
         rows.append(
             {
                 "experiment": experiment,
-                "framework": framework,
+                "implementation": impl,
+                "framework": group["framework"].iloc[0],
                 "seeds": len(group),
                 "test_accuracy_mean": accuracy,
                 "test_accuracy_std": float(group["test_accuracy"].std(ddof=1))
@@ -88,17 +104,52 @@ def summary_frame(runs: pd.DataFrame) -> pd.DataFrame:
                 "test_accuracy_ci_low": low,
                 "test_accuracy_ci_high": high,
                 "test_loss_mean": float(group["test_loss"].mean()),
-                "steady_epoch_seconds": float(group["steady_epoch_seconds"].median())
-                if group["steady_epoch_seconds"].notna().any()
-                else np.nan,
-                "first_epoch_seconds": float(group["first_epoch_seconds"].median()),
-                "samples_per_second": float(group["samples_per_second"].median())
-                if group["samples_per_second"].notna().any()
-                else np.nan,
-                "time_to_target_seconds": float(group["time_to_target_seconds"].median())
-                if group["time_to_target_seconds"].notna().any()
-                else np.nan,
+                "first_epoch_seconds": _median(group["first_epoch_seconds"]),
+                "steady_epoch_seconds": _median(group["steady_epoch_seconds"]),
+                "steady_epoch_spread": _median(group["steady_epoch_spread"]),
+                "samples_per_second": _median(group["samples_per_second"]),
+                "time_to_target_seconds": _median(group["time_to_target_seconds"]),
+                "time_to_target_reached": int(group["time_to_target_seconds"].notna().sum()),
                 "parameter_count": int(group["parameter_count"].iloc[0]),
+                "peak_memory_mb": _median(group["peak_memory_mb"]),
             }
         )
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    rank = {name: i for i, name in enumerate(experiment_order(frame["experiment"], order))}
+    frame["_rank"] = frame["experiment"].map(rank)
+    # torch first within a model: it is the reference the differences are taken against.
+    frame["_impl"] = frame["framework"] != "torch"
+    frame = frame.sort_values(["_rank", "_impl", "implementation"], kind="stable")
+    return frame.drop(columns=["_rank", "_impl"]).reset_index(drop=True)
+
+
+def confusion(runs: list[dict]) -> np.ndarray:
+    """Row-normalised confusion matrix of the test set, pooled over seeds."""
+    labels = np.concatenate([r["test_labels"] for r in runs])
+    predictions = np.concatenate([r["test_predictions"] for r in runs])
+    return skmetrics.confusion_matrix(
+        labels, predictions, labels=range(len(CLASS_NAMES)), normalize="true"
+    )
+
+
+def per_class_accuracy(runs_by_impl: dict[str, list[dict]]) -> pd.DataFrame:
+    """Per-class test accuracy (= recall), mean over seeds, one column per implementation."""
+    columns = {}
+    for impl, runs in runs_by_impl.items():
+        recalls = [
+            skmetrics.recall_score(
+                r["test_labels"], r["test_predictions"], labels=range(len(CLASS_NAMES)),
+                average=None, zero_division=0.0,
+            )
+            for r in runs
+        ]  # fmt: skip
+        columns[impl] = np.mean(recalls, axis=0)
+    return pd.DataFrame(columns, index=list(CLASS_NAMES))
+
+
+def missing_runs(planned: list[dict], runs: list[dict]) -> list[dict]:
+    """Planned runs without a result file (e.g. the study was interrupted)."""
+    have = {(r["experiment"], r["framework"], r["seed"]) for r in runs}
+    return [p for p in planned if (p["experiment"], p["framework"], p["seed"]) not in have]

@@ -52,3 +52,15 @@ def fake_data_dir(tmp_path):
         )
         write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(count) % 10)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def quick_study(tmp_path_factory) -> pathlib.Path:
+    """One quick-profile study (both frameworks, 2 seeds) shared by the tests that read
+    results: it trains, so it runs once per test session."""
+    out = tmp_path_factory.mktemp("quick") / "out"
+    result = run_cli(
+        "run", "--profile", "quick", "--seeds", "2", "--out", str(out), "--no-progress"
+    )
+    assert result.returncode == 0, result.stderr
+    return out

@@ -8,34 +8,55 @@ import pandas as pd
 from conftest import run_cli
 
 
-def test_quick_study_writes_results_and_report(tmp_path):
-    out = tmp_path / "out"
-    result = run_cli(
-        "run", "--profile", "quick", "--seeds", "1", "--out", str(out), "--no-progress"
-    )
-    assert result.returncode == 0, result.stderr
-    runs = {p.stem: json.loads(p.read_text()) for p in (out / "runs" / "mlp").glob("*.json")}
-    assert set(runs) == {"torch-seed0", "keras-seed0"}
+def test_quick_study_writes_complete_results(quick_study):
+    runs = {
+        p.stem: json.loads(p.read_text()) for p in (quick_study / "runs" / "mlp").glob("*.json")
+    }
+    assert set(runs) == {"torch-seed0", "keras-seed0", "torch-seed1", "keras-seed1"}
     for run in runs.values():
         assert run["status"] == "ok"
         assert len(run["epochs"]) == 2
         assert 0.5 < run["test_accuracy"] <= 1.0
         assert run["parameter_count"] == 218_058
-        assert run["threads"] >= 1 and run["runtime"]["threads"]["intra_op"] == run["threads"]
+        assert run["runtime"]["threads"]["intra_op"] == run["threads"]
+        assert run["peak_memory_mb"] > 0
         for key in ("imports", "data", "build", "first_epoch", "evaluation"):
             assert run["phase_seconds"][key] >= 0
-    torch_run, keras_run = runs["torch-seed0"], runs["keras-seed0"]
-    assert torch_run["split_manifest_hash"] == keras_run["split_manifest_hash"]
-    assert torch_run["spec_hash"] == keras_run["spec_hash"]
+        assert len(run["test_predictions"]) == len(run["test_labels"]) == 1_000
+    for seed in (0, 1):
+        torch_run, keras_run = runs[f"torch-seed{seed}"], runs[f"keras-seed{seed}"]
+        assert torch_run["split_manifest_hash"] == keras_run["split_manifest_hash"]
+        assert torch_run["spec_hash"] == keras_run["spec_hash"]
+    # Different seeds train differently (init and shuffle order are seeded).
+    assert runs["torch-seed0"]["epochs"] != runs["torch-seed1"]["epochs"]
 
-    report = run_cli("report", "--out", str(out))
+
+def test_report_files(quick_study):
+    report = run_cli("report", "--out", str(quick_study))
     assert report.returncode == 0, report.stderr
-    html = (out / "index.html").read_text()
+    html = (quick_study / "index.html").read_text()
     assert "data:image/png;base64," in html and "<script" not in html
-    csv = pd.read_csv(out / "results.csv")
-    assert len(csv) == 4 and set(csv["framework"]) == {"torch", "keras"}
-    assert json.loads((out / "results.json").read_text())["schema"].endswith("/v1")
+    assert "http://" not in html and "https://" not in html  # nothing external
+    csv = pd.read_csv(quick_study / "results.csv")
+    assert len(csv) == 8 and set(csv["framework"]) == {"torch", "keras"}
+    assert set(csv.columns) >= {
+        "experiment",
+        "framework",
+        "seed",
+        "epoch",
+        "train_loss",
+        "val_loss",
+        "val_accuracy",
+        "epoch_seconds",
+    }
+    payload = json.loads((quick_study / "results.json").read_text())
+    assert payload["schema"] == "keras-vs-pytorch/results/v1"
+    assert len(payload["runs"]) == 4 and len(payload["summary"]) == 2
 
-    again = run_cli("run", "--profile", "quick", "--seeds", "1", "--out", str(out), "--no-progress")
+
+def test_rerun_skips_finished_runs(quick_study):
+    again = run_cli(
+        "run", "--profile", "quick", "--seeds", "2", "--out", str(quick_study), "--no-progress"
+    )
     assert again.returncode == 0
-    assert "0 ran ok, 2 already done" in again.stderr
+    assert "0 ran ok, 4 already done" in again.stderr
