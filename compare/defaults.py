@@ -8,9 +8,8 @@ the frameworks or the study. The rows go into `parity.json` for the report.
 
 from __future__ import annotations
 
-from compare.spec import ExperimentSpec
+from compare.spec import ExperimentSpec, conv_output_shape
 
-CONVOLUTIONAL = ()  # architectures with convolutions; none in the catalog yet
 NOT_USED = "not used by the study"
 
 
@@ -23,16 +22,38 @@ def _per_experiment(experiments: list[ExperimentSpec], value) -> str:
     return "; ".join(f"{name}: {v}" for name, v in values.items())
 
 
-def _uses_convolutions(experiment: ExperimentSpec) -> bool:
-    return experiment.model.architecture in CONVOLUTIONAL
+def _has_convolutions(experiment: ExperimentSpec) -> bool:
+    return experiment.model.architecture == "cnn"
 
 
-def _conv(text: str):
-    return lambda e: text if _uses_convolutions(e) else NOT_USED
+def _has_dense(experiment: ExperimentSpec) -> bool:
+    return experiment.model.logits_from == "dense"
 
 
-def _adam(text_of):
-    return lambda e: text_of(e.train) if e.train.optimizer == "adam" else NOT_USED
+def _flatten(experiment: ExperimentSpec) -> str:
+    if not _has_convolutions(experiment):
+        return NOT_USED
+    _channels, height, width = conv_output_shape(experiment.model)
+    if height * width == 1 or not _has_dense(experiment):
+        return "the map is pooled to 1x1 before the flatten: the order cannot matter"
+    return "canonical (C, H, W) rows; Keras permutes the first dense kernel's rows"
+
+
+def _padding(experiment: ExperimentSpec) -> str:
+    if not _has_convolutions(experiment):
+        return NOT_USED
+    pad = experiment.model.conv_padding
+    if pad == 0:
+        return "no padding: 'valid' on both sides"
+    return f"torch padding={pad}; Keras ZeroPadding2D({pad}) + 'valid' (symmetric, exact)"
+
+
+def _adam(experiment: ExperimentSpec) -> bool:
+    return experiment.train.optimizer == "adam"
+
+
+def _when(condition, text_of):
+    return lambda e: text_of(e) if condition(e) else NOT_USED
 
 
 def study_values(experiments: list[ExperimentSpec]) -> dict[str, str]:
@@ -42,21 +63,25 @@ def study_values(experiments: list[ExperimentSpec]) -> dict[str, str]:
         "torch": "torch's update on both sides (train.adam_formula = torch)",
     }
     rules = {
-        "dense kernel init (784->256)": lambda e: e.model.kernel_init,
-        "dense bias init (784->256)": lambda e: e.model.bias_init,
-        "conv kernel init (3x3, 1->32)": _conv("model.kernel_init"),
-        "conv bias init (3x3, 1->32)": _conv("model.bias_init"),
-        "dense kernel layout": lambda e: "canonical (in, out); torch transposes",
-        "conv kernel layout": _conv("canonical (kH, kW, in, out); torch permutes"),
-        "image layout": lambda e: "each side's own" if _uses_convolutions(e) else NOT_USED,
-        "flatten order after convolutions": _conv("first dense kernel permuted"),
-        "'same' padding, 3x3 stride 2 on 28x28": _conv("explicit symmetric padding"),
-        "adam epsilon": _adam(lambda t: f"{t.epsilon:g}"),
-        "adam epsilon as added to sqrt(v_hat), step 1": _adam(
-            lambda t: f"{t.epsilon:g}, {adam_formula[t.adam_formula]}"
+        "dense kernel init (784->256)": _when(_has_dense, lambda e: e.model.kernel_init),
+        "dense bias init (784->256)": _when(_has_dense, lambda e: e.model.bias_init),
+        "conv kernel init (3x3, 1->32)": _when(_has_convolutions, lambda e: e.model.kernel_init),
+        "conv bias init (3x3, 1->32)": _when(_has_convolutions, lambda e: e.model.bias_init),
+        "dense kernel layout": _when(_has_dense, lambda e: "canonical (in, out); torch transposes"),
+        "conv kernel layout": _when(
+            _has_convolutions, lambda e: "canonical (kH, kW, in, out); torch permutes"
         ),
-        "sgd learning rate": lambda e: (
-            f"{e.train.learning_rate:g}" if e.train.optimizer == "sgd" else NOT_USED
+        "image layout": _when(
+            _has_convolutions, lambda e: "each side's own: (B, 28, 28) reshaped to NHWC / NCHW"
+        ),
+        "flatten order after convolutions": _flatten,
+        "'same' padding, 3x3 stride 2 on 28x28": _padding,
+        "adam epsilon": _when(_adam, lambda e: f"{e.train.epsilon:g}"),
+        "adam epsilon as added to sqrt(v_hat), step 1": _when(
+            _adam, lambda e: f"{e.train.epsilon:g}, {adam_formula[e.train.adam_formula]}"
+        ),
+        "sgd learning rate": _when(
+            lambda e: e.train.optimizer == "sgd", lambda e: f"{e.train.learning_rate:g}"
         ),
         "batchnorm momentum": lambda e: NOT_USED,
         "batchnorm epsilon": lambda e: NOT_USED,

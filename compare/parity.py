@@ -300,36 +300,82 @@ def replay(experiment, shared, weights, parity: ParitySpec, dtype: str) -> dict:
     }
 
 
+def rounding_floor(experiment, shared, weights, parity: ParitySpec) -> dict[str, float]:
+    """How far torch drifts from itself, same batches, when each initial weight moves one ulp
+    up or down at random.
+
+    Where training amplifies rounding, no two implementations can stay closer than this;
+    it tells a stable run (parameters comparable at atol) from an unstable one.
+    """
+    rng = np.random.default_rng(parity.seed)
+    # The direction in the weights' own dtype: a float64 target would nudge in float64.
+    nudged = [
+        np.nextafter(w, np.where(rng.random(w.shape) < 0.5, -np.inf, np.inf).astype(w.dtype))
+        for w in weights
+    ]
+    models = [T.build_model(experiment.model) for _ in range(2)]
+    for model, start in zip(models, (weights, nudged), strict=True):
+        T.set_weights(model, start)
+    trainers = [T.Trainer(model, experiment.train) for model in models]
+    batches = lockstep_batches(shared, experiment.train.batch_size, parity.steps, parity.seed)
+    floor = {}
+    for step, (x, y) in enumerate(batches, start=1):
+        for trainer in trainers:
+            trainer.train_step(x, y)
+        if step in _checkpoints(parity.steps):
+            floor[str(step)] = _differences(*(T.get_weights(m) for m in models))[0]
+    return floor
+
+
 def check_lockstep(experiment, shared, weights, parity: ParitySpec) -> Check:
     """Same weights, same batches in the same order: losses and parameters after N steps.
 
-    In float32, as the study trains. The same replay in float64 is reported next to it:
-    what remains there is a difference in the update rules, not float32 rounding.
+    In float32, as the study trains. A stable run must keep parameters and losses within
+    atol. When the run is unstable (torch alone drifts past atol from a one-ulp nudge of
+    its start, `rounding_floor`), parameters cannot be compared that closely: as the
+    notes advise, the loss curves must agree within loss_rtol, and the parameters may be
+    no further apart than a few times that drift. The same replay in float64 is reported
+    beside it: what remains there is not float32 rounding.
     """
     float32 = replay(experiment, shared, weights, parity, "float32")
     float64 = replay(experiment, shared, weights, parity, "float64")
+    floor = rounding_floor(experiment, shared, weights, parity)
     atol = (
         parity.lockstep_adam_atol if experiment.train.optimizer == "adam" else parity.lockstep_atol
     )
     gaps = float32["params_max_abs_diff_after_step"]
-    passed = float32["loss_max_abs_diff"] <= atol and max(gaps.values()) <= atol
-    abs_diff, rel_diff = _differences(*float32["weights"])
     losses = float32["losses"]
+    loss_rel = max(abs(a - b) / max(abs(a), 1e-12) for a, b in losses)
+    within_atol = float32["loss_max_abs_diff"] <= atol and max(gaps.values()) <= atol
+    tolerance = {"atol": atol}
+    passed = within_atol
+    if max(floor.values()) > atol:  # unstable: rounding alone moves torch past atol
+        factor = parity.lockstep_floor_factor
+        tolerance["unstable_run_fallback"] = (
+            f"loss rtol {parity.lockstep_loss_rtol}, params <= {factor}x torch's one-ulp drift"
+        )
+        passed = within_atol or (
+            loss_rel <= parity.lockstep_loss_rtol
+            and all(gaps[step] <= factor * floor[step] for step in gaps)
+        )
+    abs_diff, rel_diff = _differences(*float32["weights"])
     return Check(
         "lockstep",
         passed,
         max(abs_diff, float32["loss_max_abs_diff"]),
         rel_diff,
-        {"atol": atol},
+        tolerance,
         {
             "optimizer": experiment.train.optimizer,
             "adam_formula": experiment.train.adam_formula,
             "steps": len(losses),
             "batch_size": experiment.train.batch_size,
             "loss_max_abs_diff": float32["loss_max_abs_diff"],
+            "loss_max_rel_diff": loss_rel,
             "loss_first": {"torch": losses[0][0], "keras": losses[0][1]},
             "loss_last": {"torch": losses[-1][0], "keras": losses[-1][1]},
             "params_max_abs_diff_after_step": gaps,
+            "torch_one_ulp_drift_after_step": floor,
             "float64": {
                 key: float64[key] for key in ("loss_max_abs_diff", "params_max_abs_diff_after_step")
             },
@@ -439,9 +485,15 @@ def for_lockstep(experiment: ExperimentSpec) -> tuple[ExperimentSpec, list[str]]
 
 
 def check_model(
-    experiment: ExperimentSpec, parity: ParitySpec, loaders: dict, data_dir: str | None = None
+    experiment: ExperimentSpec,
+    parity: ParitySpec,
+    loaders: dict,
+    threads: int = 1,
+    data_dir: str | None = None,
 ) -> dict:
     """Every level for one experiment; the result is plain JSON."""
+    # Reseeded per model: its initial weights must not depend on the models checked before.
+    configure(threads, parity.seed)
     # The levels need one batch and `steps` batches: the quick profile's subsets suffice.
     experiment = studies.apply_profile(experiment, "quick")
     shared = data_mod.load_shared(experiment.data, data_dir)
@@ -489,7 +541,7 @@ def run(
     parity = parity or ParitySpec()
     threads_in_effect = configure(threads, parity.seed)
     loaders = check_loaders(data_dir)
-    models = [check_model(e, parity, loaders, data_dir) for e in experiments]
+    models = [check_model(e, parity, loaders, threads, data_dir) for e in experiments]
     return {
         "schema": SCHEMA,
         "passed": all(m["passed"] for m in models),

@@ -93,7 +93,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
     yield from adapter.get_tf_dataset()
 
 
-def _to_canonical(model: keras.Model, tensors) -> list[np.ndarray]:
+def _as_canonical(model: keras.Model, tensors) -> list[np.ndarray]:
     """Per-variable tensors (gradients) in the canonical layout.
 
     Gradients have their variables' shapes, so the model's own weight mapping lays them
@@ -107,7 +107,7 @@ def _to_canonical(model: keras.Model, tensors) -> list[np.ndarray]:
     return canonical
 
 
-def _from_canonical(model: keras.Model, arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _as_native(model: keras.Model, arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Canonical-layout arrays shaped like the model's trainable variables."""
     saved = get_weights(model)
     set_weights(model, arrays)
@@ -127,7 +127,7 @@ def loss_and_gradients(
         tf.zeros_like(v) if g is None else g
         for g, v in zip(gradients, model.trainable_variables, strict=True)
     ]
-    return float(loss), _to_canonical(model, gradients)
+    return float(loss), _as_canonical(model, gradients)
 
 
 class Trainer:
@@ -153,7 +153,7 @@ class Trainer:
 
     def apply_gradients(self, gradients: list[np.ndarray]) -> None:
         """One optimizer step with the given canonical-layout gradients."""
-        tensors = _from_canonical(self.model, gradients)
+        tensors = _as_native(self.model, gradients)
         self.model.optimizer.apply_gradients(
             zip(tensors, self.model.trainable_variables, strict=True)
         )

@@ -47,7 +47,7 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
         yield inputs[start : start + batch_size], labels[start : start + batch_size]
 
 
-def _to_canonical(model: torch.nn.Module, tensors) -> list[np.ndarray]:
+def _as_canonical(model: torch.nn.Module, tensors) -> list[np.ndarray]:
     """Per-parameter tensors (gradients) in the canonical layout.
 
     Gradients have their parameters' shapes, so the model's own weight mapping lays them
@@ -62,7 +62,7 @@ def _to_canonical(model: torch.nn.Module, tensors) -> list[np.ndarray]:
     return canonical
 
 
-def _from_canonical(model: torch.nn.Module, arrays: list[np.ndarray]) -> list[torch.Tensor]:
+def _as_native(model: torch.nn.Module, arrays: list[np.ndarray]) -> list[torch.Tensor]:
     """Canonical-layout arrays as tensors shaped like the model's parameters."""
     saved = get_weights(model)
     set_weights(model, arrays)
@@ -81,7 +81,7 @@ def loss_and_gradients(
     loss.backward()
     gradients = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters()]
     model.zero_grad(set_to_none=True)
-    return float(loss.detach()), _to_canonical(model, gradients)
+    return float(loss.detach()), _as_canonical(model, gradients)
 
 
 class Trainer:
@@ -115,7 +115,7 @@ class Trainer:
 
     def apply_gradients(self, gradients: list[np.ndarray]) -> None:
         """One optimizer step with the given canonical-layout gradients."""
-        tensors = _from_canonical(self.model, gradients)
+        tensors = _as_native(self.model, gradients)
         for parameter, gradient in zip(self.model.parameters(), tensors, strict=True):
             parameter.grad = gradient
         self.optimizer.step()

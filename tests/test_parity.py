@@ -16,6 +16,7 @@ from compare import cli, defaults, parity, studies
 from compare import data as data_mod
 from compare.parity import K, T
 from compare.spec import ParitySpec
+from keras_impl import model as keras_model
 
 MLP = studies.apply_profile(studies.MODELS["mlp"], "quick")
 # Small batches and 30 steps keep these fast; the CLI test runs the full ParitySpec.
@@ -101,6 +102,44 @@ def test_trap_stock_adam_fails_optimizer_and_lockstep(shared):
     # Not rounding: in float64 stock Adam is just as far apart.
     float64 = lockstep.detail["float64"]["params_max_abs_diff_after_step"]
     assert max(float64.values()) > 10 * SPEC.lockstep_adam_atol
+
+
+# A conv -> flatten -> dense network (28 -> 14 -> 7, 16 channels): the flatten order
+# matters here, unlike in the seed CNNs, which pool to 1x1 first.
+CONV_DENSE = dataclasses.replace(
+    studies.apply_profile(studies.MODELS["cnn"], "quick"),
+    name="conv_dense",
+    model=dataclasses.replace(
+        studies.MODELS["cnn"].model,
+        conv_filters=(8, 16),
+        pooling="none",
+        hidden_sizes=(32,),
+        logits_from="dense",
+    ),
+)
+
+
+def test_conv_flatten_dense_passes_forward_and_gradients(batch):
+    x, y = batch
+    torch_model, keras_net = parity.build_pair(CONV_DENSE)
+    assert parity.check_structure(torch_model, keras_net, x).passed
+    assert parity.check_weights(CONV_DENSE).passed
+    assert parity.check_forward(torch_model, keras_net, x, SPEC).passed
+    assert parity.check_gradients(torch_model, keras_net, x, y, SPEC).passed
+
+
+@pytest.mark.parametrize("trap", ["same_padding", "unpermuted_flatten"])
+def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap):
+    # Keras padding="same" at stride 2 (odd pixel bottom/right only), and a flatten whose
+    # first dense kernel keeps Keras's (H, W, C) row order.
+    x, y = batch
+    torch_model = T.build_model(CONV_DENSE.model)
+    wrong = keras_model.build_trap_model(CONV_DENSE.model, trap)
+    parity.transplant(torch_model, wrong)
+    assert parity.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
+    forward = parity.check_forward(torch_model, wrong, x, SPEC)
+    assert not forward.passed and forward.max_abs_diff > 100 * SPEC.forward_atol
+    assert not parity.check_gradients(torch_model, wrong, x, y, SPEC).passed
 
 
 def test_data_level_and_its_trap(shared, monkeypatch):
