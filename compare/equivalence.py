@@ -3,7 +3,7 @@
 For each experiment, the test accuracies of its finished seeds (one run per seed and
 framework) are compared with statsmodels' two one-sided tests (Welch, unequal
 variances) against the study's margin, +-`equivalence_margin` (a fraction: 0.01 = one
-percentage point). `OUT/equivalence.json` holds one row per experiment:
+percentage point). `OUT/equivalence.json` holds `verdicts`, one row per experiment:
 
 - experiment; n_torch, n_keras: finished seeds per framework;
 - mean_torch, mean_keras: mean test accuracy; difference = mean_torch - mean_keras;
@@ -104,7 +104,7 @@ def write(out: pathlib.Path, planned_runs, margin: float) -> pathlib.Path:
             "schema": SCHEMA,
             "alpha": EQUIVALENCE_ALPHA,
             "min_seeds": EQUIVALENCE_MIN_SEEDS,
-            "rows": verdicts(runs, margin),
+            "verdicts": verdicts(runs, margin),
         },
     )
     return path

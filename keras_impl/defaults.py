@@ -72,13 +72,13 @@ def framework_defaults() -> dict[str, str]:
     image_layout = {"channels_last": "(N, H, W, C)", "channels_first": "(N, C, H, W)"}
     return {
         "dense kernel init (784->256)": f"{_init_name(dense.kernel_initializer)}: "
-        f"max |w| {float(np.abs(dense.kernel.numpy()).max()):.4f}",
+        f"max |w| {float(np.abs(dense.kernel.numpy()).max()):.3g}",
         "dense bias init (784->256)": f"{_init_name(dense.bias_initializer)}: "
-        f"max |b| {float(np.abs(dense.bias.numpy()).max()):.4f}",
+        f"max |b| {float(np.abs(dense.bias.numpy()).max()):.3g}",
         "conv kernel init (3x3, 1->32)": f"{_init_name(conv.kernel_initializer)}: "
-        f"max |w| {float(np.abs(conv.kernel.numpy()).max()):.4f}",
+        f"max |w| {float(np.abs(conv.kernel.numpy()).max()):.3g}",
         "conv bias init (3x3, 1->32)": f"{_init_name(conv.bias_initializer)}: "
-        f"max |b| {float(np.abs(conv.bias.numpy()).max()):.4f}",
+        f"max |b| {float(np.abs(conv.bias.numpy()).max()):.3g}",
         "dense kernel layout": _layout(layout_dense.kernel.shape, {4: "in", 5: "out"}),
         "conv kernel layout": _layout(
             layout_conv.kernel.shape, {4: "in", 5: "out", 2: "kH", 3: "kW"}

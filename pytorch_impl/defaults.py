@@ -89,13 +89,13 @@ def framework_defaults() -> dict[str, str]:
         image_layout = "(N, C, H, W)"
     return {
         "dense kernel init (784->256)": f"{_init_call(nn.Linear, 'weight')}: "
-        f"max |w| {float(linear.weight.detach().abs().max()):.4f}",
+        f"max |w| {float(linear.weight.detach().abs().max()):.3g}",
         "dense bias init (784->256)": f"{_init_call(nn.Linear, 'bias')}: "
-        f"max |b| {float(linear.bias.detach().abs().max()):.4f}",
+        f"max |b| {float(linear.bias.detach().abs().max()):.3g}",
         "conv kernel init (3x3, 1->32)": f"{_init_call(nn.Conv2d, 'weight')}: "
-        f"max |w| {float(conv.weight.detach().abs().max()):.4f}",
+        f"max |w| {float(conv.weight.detach().abs().max()):.3g}",
         "conv bias init (3x3, 1->32)": f"{_init_call(nn.Conv2d, 'bias')}: "
-        f"max |b| {float(conv.bias.detach().abs().max()):.4f}",
+        f"max |b| {float(conv.bias.detach().abs().max()):.3g}",
         "dense kernel layout": _layout(layout_linear.weight.shape, {4: "in", 5: "out"}),
         "conv kernel layout": _layout(
             layout_conv.weight.shape, {4: "in", 5: "out", 2: "kH", 3: "kW"}

@@ -73,7 +73,7 @@ def test_runner_writes_equivalence_json(tmp_path):
     path = equivalence.write(tmp_path, planned, study.equivalence_margin)
     written = json.loads(path.read_text())
     assert written["schema"] == equivalence.SCHEMA
-    (row,) = written["rows"]
+    (row,) = written["verdicts"]
     assert row["experiment"] == "mlp" and row["n_torch"] == row["n_keras"] == 5
     assert row["difference"] == pytest.approx(0.002)
     assert row["verdict"] == "equivalent" and row["margin"] == 0.01

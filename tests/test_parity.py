@@ -14,7 +14,9 @@ import pytest
 
 from compare import cli, defaults, parity, studies
 from compare import data as data_mod
-from compare.parity import K, T
+from compare import parity_levels as levels
+from compare import parity_training as training
+from compare.parity_levels import K, T
 from compare.spec import ParitySpec
 from keras_impl import model as keras_model
 
@@ -39,19 +41,19 @@ def batch(shared):
 
 
 def test_weights_round_trip_exactly_both_ways():
-    check = parity.check_weights(MLP)
+    check = levels.check_weights(MLP)
     assert check.passed and check.max_abs_diff == 0.0
 
 
 def test_structure_forward_and_gradients_agree(batch):
     x, y = batch
-    torch_model, keras_model = parity.build_pair(MLP)
-    structure = parity.check_structure(torch_model, keras_model, x)
+    torch_model, keras_model = levels.build_pair(MLP)
+    structure = levels.check_structure(torch_model, keras_model, x)
     assert structure.passed, structure.detail
     assert structure.detail["parameter_count"]["torch"] == 218_058
-    forward = parity.check_forward(torch_model, keras_model, x, SPEC)
+    forward = levels.check_forward(torch_model, keras_model, x, SPEC)
     assert forward.passed and 0 < forward.max_abs_diff <= 1e-5, forward
-    gradients = parity.check_gradients(torch_model, keras_model, x, y, SPEC)
+    gradients = levels.check_gradients(torch_model, keras_model, x, y, SPEC)
     assert gradients.passed, gradients.detail
     assert len(gradients.detail["tensors"]) == 6
 
@@ -60,7 +62,7 @@ def test_untransplanted_weights_fail_forward(batch):
     # Each side's own initialisation: the same spec, but not the same function.
     x, _ = batch
     torch_model, keras_model = T.build_model(MLP.model), K.build_model(MLP.model)
-    assert not parity.check_forward(torch_model, keras_model, x, SPEC).passed
+    assert not levels.check_forward(torch_model, keras_model, x, SPEC).passed
 
 
 def initial_weights():
@@ -80,11 +82,11 @@ def initial_weights():
 def test_optimizer_and_lockstep_agree(shared, train):
     experiment = with_train(MLP, **train)
     weights = initial_weights()
-    optimizer = parity.check_optimizer(experiment, weights, SPEC)
+    optimizer = training.check_optimizer(experiment, weights, SPEC)
     assert optimizer.passed, optimizer.detail
     # In float32 Adam amplifies rounding where a gradient is near zero, so this level
     # depends on the initial weights (see ParitySpec.lockstep_adam_atol); the seed is fixed.
-    lockstep = parity.check_lockstep(experiment, shared, weights, SPEC)
+    lockstep = training.check_lockstep(experiment, shared, weights, SPEC)
     assert lockstep.passed, lockstep.detail
     assert lockstep.detail["steps"] == SPEC.steps
     if train["optimizer"] == "adam":
@@ -95,9 +97,9 @@ def test_optimizer_and_lockstep_agree(shared, train):
 def test_trap_stock_adam_fails_optimizer_and_lockstep(shared):
     stock = with_train(MLP, optimizer="adam", adam_formula="native")
     weights = initial_weights()
-    optimizer = parity.check_optimizer(stock, weights, SPEC)
+    optimizer = training.check_optimizer(stock, weights, SPEC)
     assert not optimizer.passed and optimizer.max_abs_diff > 100 * SPEC.optimizer_atol
-    lockstep = parity.check_lockstep(stock, shared, weights, SPEC)
+    lockstep = training.check_lockstep(stock, shared, weights, SPEC)
     assert not lockstep.passed and lockstep.max_abs_diff > 10 * SPEC.lockstep_adam_atol
     # Not rounding: in float64 stock Adam is just as far apart.
     float64 = lockstep.detail["float64"]["params_max_abs_diff_after_step"]
@@ -121,11 +123,11 @@ CONV_DENSE = dataclasses.replace(
 
 def test_conv_flatten_dense_passes_forward_and_gradients(batch):
     x, y = batch
-    torch_model, keras_net = parity.build_pair(CONV_DENSE)
-    assert parity.check_structure(torch_model, keras_net, x).passed
-    assert parity.check_weights(CONV_DENSE).passed
-    assert parity.check_forward(torch_model, keras_net, x, SPEC).passed
-    assert parity.check_gradients(torch_model, keras_net, x, y, SPEC).passed
+    torch_model, keras_net = levels.build_pair(CONV_DENSE)
+    assert levels.check_structure(torch_model, keras_net, x).passed
+    assert levels.check_weights(CONV_DENSE).passed
+    assert levels.check_forward(torch_model, keras_net, x, SPEC).passed
+    assert levels.check_gradients(torch_model, keras_net, x, y, SPEC).passed
 
 
 @pytest.mark.parametrize("trap", ["same_padding", "unpermuted_flatten"])
@@ -135,17 +137,17 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap):
     x, y = batch
     torch_model = T.build_model(CONV_DENSE.model)
     wrong = keras_model.build_trap_model(CONV_DENSE.model, trap)
-    parity.transplant(torch_model, wrong)
-    assert parity.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
-    forward = parity.check_forward(torch_model, wrong, x, SPEC)
+    levels.transplant(torch_model, wrong)
+    assert levels.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
+    forward = levels.check_forward(torch_model, wrong, x, SPEC)
     assert not forward.passed and forward.max_abs_diff > 100 * SPEC.forward_atol
-    assert not parity.check_gradients(torch_model, wrong, x, y, SPEC).passed
+    assert not levels.check_gradients(torch_model, wrong, x, y, SPEC).passed
 
 
 def test_data_level_and_its_trap(shared, monkeypatch):
-    loaders = parity.check_loaders()
+    loaders = levels.check_loaders()
     assert all(loader["identical"] for loader in loaders.values()), loaders
-    check = parity.check_data(MLP, shared, loaders)
+    check = levels.check_data(MLP, shared, loaders)
     assert check.passed, check.detail
 
     # Trap: Keras fed through fit's own shuffling instead of the shared order.
@@ -154,7 +156,7 @@ def test_data_level_and_its_trap(shared, monkeypatch):
         yield x[order], y[order]
 
     monkeypatch.setattr(K, "training_batches", shuffled)
-    trapped = parity.check_data(MLP, shared, loaders)
+    trapped = levels.check_data(MLP, shared, loaders)
     assert not trapped.passed
     assert not trapped.detail["training_inputs"]["keras"]["identical"]
 
@@ -180,16 +182,17 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "parity.json").read_text())
     assert printed["passed"] and written["schema"] == parity.SCHEMA
-    (model,) = written["models"]
-    assert [level["level"] for level in model["levels"]] == list(parity.LEVELS)
-    for level in model["levels"]:
-        assert level["passed"] and level["tolerance"] and level["max_abs_diff"] >= 0
+    model = written["models"]["mlp"]
+    assert [check["name"] for check in model["checks"]] == list(parity.LEVELS)
+    for check in model["checks"]:
+        assert check["passed"] and check["tolerance"] and check["max_abs_diff"] >= 0
+    assert set(model["details"]) == set(parity.LEVELS)
     assert model["native_adam"]["max_abs_diff"] > SPEC.lockstep_adam_atol
     assert {"what", "keras", "torch", "study"} <= set(written["defaults"][0])
 
     # The same report with one level failed: the command fails and names the model.
     (report,) = reports
-    report["models"][0]["levels"][2]["passed"] = report["models"][0]["passed"] = False
+    report["models"]["mlp"]["checks"][2]["passed"] = report["models"]["mlp"]["passed"] = False
     report["passed"] = False
     monkeypatch.setattr(parity, "run", lambda *a, **k: report)
     assert cli.main(["parity", "--models", "mlp"]) == 1
