@@ -18,7 +18,7 @@ from torch import nn
 DIMENSION_NAMES = "CHW"
 
 
-def _init_call(layer_class, tensor: str) -> str:
+def _init_name(layer_class, tensor: str) -> str:
     """The init function reset_parameters calls for `tensor`, read from its source."""
     source = inspect.getsource(layer_class.reset_parameters)
     match = re.search(rf"init\.(\w+)\(\s*self\.{tensor}\b", source)
@@ -88,13 +88,13 @@ def framework_defaults() -> dict[str, str]:
     except RuntimeError:
         image_layout = "(N, C, H, W)"
     return {
-        "dense kernel init (784->256)": f"{_init_call(nn.Linear, 'weight')}: "
+        "dense kernel init (784->256)": f"{_init_name(nn.Linear, 'weight')}: "
         f"max |w| {float(linear.weight.detach().abs().max()):.3g}",
-        "dense bias init (784->256)": f"{_init_call(nn.Linear, 'bias')}: "
+        "dense bias init (784->256)": f"{_init_name(nn.Linear, 'bias')}: "
         f"max |b| {float(linear.bias.detach().abs().max()):.3g}",
-        "conv kernel init (3x3, 1->32)": f"{_init_call(nn.Conv2d, 'weight')}: "
+        "conv kernel init (3x3, 1->32)": f"{_init_name(nn.Conv2d, 'weight')}: "
         f"max |w| {float(conv.weight.detach().abs().max()):.3g}",
-        "conv bias init (3x3, 1->32)": f"{_init_call(nn.Conv2d, 'bias')}: "
+        "conv bias init (3x3, 1->32)": f"{_init_name(nn.Conv2d, 'bias')}: "
         f"max |b| {float(conv.bias.detach().abs().max()):.3g}",
         "dense kernel layout": _layout(layout_linear.weight.shape, {4: "in", 5: "out"}),
         "conv kernel layout": _layout(
