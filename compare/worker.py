@@ -21,9 +21,9 @@ import time
 import traceback
 
 from compare import data as data_mod
-from compare import environment, metrics, results, timing
+from compare import environment, metrics, regression, results, timing
 from compare.errors import UserError
-from compare.spec import ExperimentSpec, from_dict
+from compare.spec import REGRESSORS, ExperimentSpec, from_dict
 
 IMPLEMENTATIONS = {"torch": "pytorch_impl", "keras": "keras_impl"}
 
@@ -50,6 +50,15 @@ def train_and_evaluate(request: dict, result: dict) -> None:
     phases.synchronize = impl.synchronize
     result["device"] = result["runtime"]["device"]
 
+    if experiment.model.architecture in REGRESSORS:
+        module = importlib.import_module(f"{IMPLEMENTATIONS[framework]}.regression")
+        regression.train_and_record(module, experiment, seed, phases, result)
+        final = result["epochs"][-1]
+        emit({"epoch": final["epoch"], "epochs": train_spec.epochs, "loss": final["train_loss"]})
+        if not math.isfinite(final["train_loss"]):
+            raise Diverged(f"training loss is {final['train_loss']} in step {final['epoch']}")
+        return
+
     with phases.phase("data"):
         shared = data_mod.load_shared(experiment.data, request.get("data_dir"))
     result["split_manifest_hash"] = shared.manifest_hash
@@ -60,27 +69,48 @@ def train_and_evaluate(request: dict, result: dict) -> None:
         trainer = impl.Trainer(model, train_spec)
     result["parameter_count"] = impl.count_parameters(model)
 
+    def score(x, y):
+        """(loss, accuracy) of the model on (x, y); (None, None) for an empty set."""
+        if len(y) == 0:
+            return None, None
+        with phases.phase("evaluation"):
+            logits = impl.predict(model, x, train_spec.eval_batch_size)
+        return metrics.evaluate(logits, y)
+
     epochs = result["epochs"]
     for epoch in range(train_spec.epochs):
-        order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
+        if experiment.data.pipeline == "native":
+            # Each framework's own input path shuffles (seeded from the run's seed).
+            def one_epoch():
+                return trainer.train_epoch_native(
+                    shared.train_images, shared.y_train, experiment.data, seed
+                )
+        else:
+            order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
 
-        def one_epoch(order=order):
-            return trainer.train_epoch(shared.x_train[order], shared.y_train[order])
+            def one_epoch(order=order):
+                return trainer.train_epoch(shared.x_train[order], shared.y_train[order])
 
         train_loss, seconds = phases.time(one_epoch)
-        with phases.phase("evaluation"):
-            val_logits = impl.predict(model, shared.x_val, train_spec.eval_batch_size)
-        val_loss, val_accuracy = metrics.evaluate(val_logits, shared.y_val)
-        epochs.append(
+        val_loss, val_accuracy = score(shared.x_val, shared.y_val)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "epoch_seconds": seconds,
+        }
+        if train_spec.test_every_epoch:
+            record["test_loss"], record["test_accuracy"] = score(shared.x_test, shared.y_test)
+        epochs.append(record)
+        emit(
             {
                 "epoch": epoch + 1,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
+                "epochs": train_spec.epochs,
                 "val_accuracy": val_accuracy,
-                "epoch_seconds": seconds,
+                "loss": train_loss,
             }
         )
-        emit({"epoch": epoch + 1, "epochs": train_spec.epochs, "val_accuracy": val_accuracy})
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss is {train_loss} in epoch {epoch + 1}")
     epoch_seconds = [e["epoch_seconds"] for e in epochs]
@@ -108,6 +138,8 @@ def execute(request: dict) -> int:
         "seed": request["seed"],
         "spec": experiment,
         "spec_hash": request["spec_hash"],
+        # The experiment's deliberate per-framework differences (empty: the same model).
+        "framework_overrides": request.get("framework_overrides", {}),
         "profile": request["profile"],
         "requested_device": request["device"],
         "threads": request["threads"],
