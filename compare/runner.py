@@ -23,16 +23,18 @@ import time
 from compare import data as data_mod
 from compare import environment, results, studies
 from compare.errors import UserError
-from compare.spec import ExperimentSpec, StudySpec, apply_overrides, validate
+from compare.spec import ExperimentSpec, StudySpec, apply_overrides, resolve, validate
 
 DEVICES = ("auto", "cpu", "gpu")
+PUBLISHED_SCHEMA = "keras-vs-pytorch/published/v1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    experiment: ExperimentSpec
+    experiment: ExperimentSpec  # as this framework runs it (see effective_spec)
     framework: str
     seed: int
+    framework_overrides: dict = dataclasses.field(default_factory=dict)
 
     def path(self, out: pathlib.Path) -> pathlib.Path:
         return results.run_path(out, self.experiment.name, self.framework, self.seed)
@@ -71,6 +73,17 @@ def check_options(options: Options) -> None:
         raise UserError(f"--seeds must be >= 1, got {options.seeds}")
 
 
+def effective_spec(experiment: ExperimentSpec, framework: str, options: Options):
+    """What `framework` runs: its framework_overrides, then the profile, then --set.
+
+    The returned spec has no framework_overrides of its own (it is one side); the
+    table that made the sides differ is recorded next to it in the result.
+    """
+    side = dataclasses.replace(resolve(experiment, framework), framework_overrides={})
+    side = studies.apply_profile(side, options.profile)
+    return validate(apply_overrides(side, list(options.overrides)))
+
+
 def plan(study: StudySpec, options: Options) -> list[Run]:
     """The runs of a study, experiments validated with the profile and overrides applied."""
     check_options(options)
@@ -79,11 +92,10 @@ def plan(study: StudySpec, options: Options) -> list[Run]:
         raise UserError(f"seeds must be >= 1, got {seeds}")
     runs = []
     for experiment in study.experiments:
-        experiment = studies.apply_profile(experiment, options.profile)
-        experiment = validate(apply_overrides(experiment, list(options.overrides)))
+        sides = {fw: effective_spec(experiment, fw, options) for fw in options.frameworks}
         for seed in range(seeds):
             for framework in options.frameworks:
-                runs.append(Run(experiment, framework, seed))
+                runs.append(Run(sides[framework], framework, seed, experiment.framework_overrides))
     return runs
 
 
@@ -133,6 +145,7 @@ def execute_run(run: Run, options: Options, on_progress) -> dict:
     request = {
         "experiment": run.experiment.to_dict(),
         "spec_hash": run.experiment.spec_hash(),
+        "framework_overrides": run.framework_overrides,
         "framework": run.framework,
         "seed": run.seed,
         "threads": options.threads,
@@ -187,6 +200,19 @@ def execute_run(run: Run, options: Options, on_progress) -> dict:
     return result
 
 
+def write_published(out: pathlib.Path, published: dict[str, dict]) -> None:
+    """Merge the study's published figures into OUT/published.json for the report.
+
+    Shape: {"schema": PUBLISHED_SCHEMA, "experiments": {name: studies.PUBLISHED[name]}}.
+    """
+    if not published:
+        return
+    path = out / "published.json"
+    current = results.read_json(path).get("experiments", {}) if path.exists() else {}
+    payload = {"schema": PUBLISHED_SCHEMA, "experiments": {**current, **published}}
+    results.write_json_atomic(path, payload)
+
+
 def run_study(study: StudySpec, options: Options) -> int:
     """Run every missing run of the study; return 0 when all finished ok, else 1."""
     from tqdm import tqdm
@@ -198,6 +224,7 @@ def run_study(study: StudySpec, options: Options) -> int:
     todo = [r for r in runs if not results.is_done(r.path(options.out), r.experiment.spec_hash())]
     process_seconds, worker_seconds, outcomes = 0.0, 0.0, []
     with study_lock(options.out):
+        write_published(options.out, studies.published_for(study))
         bar = tqdm(
             total=len(runs),
             initial=len(runs) - len(todo),
@@ -209,9 +236,10 @@ def run_study(study: StudySpec, options: Options) -> int:
             bar.set_description(run.label)
 
             def on_progress(event, run=run):
-                bar.set_postfix_str(
-                    f"epoch {event['epoch']}/{event['epochs']} val_acc {event['val_accuracy']:.3f}"
-                )
+                # Regression nets and runs without a validation set report the loss.
+                accuracy, loss = event.get("val_accuracy"), event.get("loss", float("nan"))
+                metric = f"val_acc {accuracy:.3f}" if accuracy is not None else f"loss {loss:.4g}"
+                bar.set_postfix_str(f"epoch {event['epoch']}/{event['epochs']} {metric}")
 
             result = execute_run(run, options, on_progress)
             process_seconds += result.pop("_process_seconds")
