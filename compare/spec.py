@@ -351,6 +351,10 @@ def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, whe
     else:
         _check(len(model.hidden_sizes) > 0, f"{where} model.hidden_sizes must not be empty")
     _check(model.num_classes == 10, f"{where} model.num_classes must be 10 for Fashion-MNIST")
+    _check(
+        model.use_bias,
+        f"{where} model.use_bias = false applies to the regression nets only: set it to true",
+    )
     _check_choice(train.loss, CLASSIFICATION_LOSSES, f"{where} train.loss")
 
 

@@ -56,6 +56,9 @@ def dense(in_features: int, out_features: int, model_spec) -> keras.layers.Dense
 
 def build_model(model_spec) -> keras.Sequential:
     """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
+    if model_spec.architecture not in ("mlp", "logreg"):
+        # The regression nets are not classifiers: they have their own contract.
+        raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
     layers: list[keras.layers.Layer] = [keras.Input(IMAGE_SHAPE), keras.layers.Flatten()]
     width = math.prod(IMAGE_SHAPE)
     for size in model_spec.hidden_sizes:

@@ -68,6 +68,9 @@ def dense(in_features: int, out_features: int, model_spec) -> nn.Linear:
 
 def build_model(model_spec) -> nn.Sequential:
     """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
+    if model_spec.architecture not in ("mlp", "logreg"):
+        # The regression nets are not classifiers: they have their own contract.
+        raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
     layers: list[nn.Module] = [nn.Flatten()]  # (B, 28, 28) -> (B, 784)
     width = math.prod(IMAGE_SHAPE)
     for size in model_spec.hidden_sizes:

@@ -106,6 +106,8 @@ class Trainer:
         return self._train_batches(self._native_loader)
 
 
+# Parity: PyTorch only. Keras's native path (train_epoch_native) feeds fit the whole
+# preprocessed array, as the Keras seed script does; there is no per-example step.
 class NativeImages(torch.utils.data.Dataset):
     """uint8 images converted one at a time, as torchvision's FashionMNIST dataset does:
     PIL image, then ToTensor (divides by 255), then Normalize(mean, std)."""

@@ -399,3 +399,11 @@ def test_a_study_file_with_a_new_mlp_runs_in_both_frameworks(tmp_path):
     for section in ("published-table", "ladder-table", "regression-table"):
         assert section in html
     assert "86-87 %" in html
+
+
+@pytest.mark.parametrize("module", ["pytorch_impl", "keras_impl"])
+def test_classifier_builders_refuse_the_regression_nets(module):
+    # A parity suite calling build_model on a regression net must not get an MLP.
+    impl = pytest.importorskip(module)
+    with pytest.raises(ValueError, match="regression module"):
+        impl.build_model(studies.MODELS["dynamic_net"].model)
