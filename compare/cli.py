@@ -66,6 +66,11 @@ def build_parser() -> Parser:
         help="override a spec field, repeatable",
     )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="turn on each framework's deterministic kernels (recorded in every result)",
+    )
 
     report = commands.add_parser("report", help="write OUT/index.html and OUT/results.csv")
     report.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
@@ -77,12 +82,17 @@ def build_parser() -> Parser:
     commands.add_parser("list", help="list the built-in models and studies")
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
-    worker.add_argument("request")
+    worker.add_argument("request", nargs="?", default="-", help="request JSON file; - = stdin")
+    worker.add_argument("--probe", metavar="FRAMEWORK", help="only check --device, then exit")
+    worker.add_argument("--device", default="auto")
     return parser
 
 
 def cmd_run(args) -> int:
-    from compare import runner, studies
+    from compare import runner, studies, worker
+
+    # A run never needs the network (the data is local, `data --download` fetches it).
+    worker.forbid_network()
 
     if args.faithful and args.study not in (None, "faithful"):
         raise UserError(f"--faithful runs the faithful study: drop --study {args.study} or it")
@@ -98,6 +108,7 @@ def cmd_run(args) -> int:
         data_dir=args.data_dir,
         overrides=tuple(args.overrides),
         progress=not args.no_progress,
+        deterministic=args.deterministic,
     )
     return runner.run_study(study, options)
 
@@ -126,11 +137,16 @@ def _describe(experiment) -> str:
         if model.architecture == "dynamic_net":
             hidden += f"x(0..{model.max_middle_repeats})"
         widths = (data.input_size, hidden, data.output_size)
+    elif model.architecture == "cnn":
+        convs = "conv" + "/".join(str(f) for f in model.conv_filters)
+        pool = {"avg": f"pool{model.pool_size}", "global_avg": "gap"}.get(model.pooling, "")
+        head = () if model.logits_from == "conv" else (*model.hidden_sizes, model.num_classes)
+        widths = ("28x28", convs, *([pool] if pool else []), *head)
     else:
         widths = (784, *model.hidden_sizes, model.num_classes)
     layers = "-".join(str(w) for w in widths)
     line = (
-        f"{experiment.name:28s} {model.architecture:13s} {layers:20s} {model.activation:11s} "
+        f"{experiment.name:28s} {model.architecture:13s} {layers:26s} {model.activation:11s} "
         f"{train.optimizer} lr={train.learning_rate} batch={train.batch_size} "
         f"epochs={train.epochs}"
     )
@@ -158,6 +174,8 @@ def cmd_list(args) -> int:
 def cmd_worker(args) -> int:
     from compare import worker
 
+    if args.probe:
+        return worker.probe(args.probe, args.device)
     return worker.main(args.request)
 
 

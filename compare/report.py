@@ -95,10 +95,24 @@ def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
     return rows
 
 
+def current_runs(runs: list[dict], planned: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Split results into those of the last study's specs and stale ones (an older spec
+    left in the same directory), so seeds of different specs are never averaged."""
+    if not planned or not all("spec_hash" in p for p in planned):
+        return runs, []
+    wanted = {(p["experiment"], p["framework"], p["seed"], p["spec_hash"]) for p in planned}
+    keep, stale = [], []
+    for run in runs:
+        key = (run["experiment"], run["framework"], run["seed"], run.get("spec_hash"))
+        (keep if key in wanted else stale).append(run)
+    return keep, stale
+
+
 def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
+    study = _optional_json(out / "study.json") or {}
+    runs, stale = current_runs(runs, study.get("planned", []))
     run_rows = tables.runs_frame(runs)
     epoch_rows = tables.epochs_frame(runs)
-    study = _optional_json(out / "study.json") or {}
     parity = _optional_json(out / "parity.json")
     equivalence = _optional_json(out / "equivalence.json")
     planned = study.get("planned", [])
@@ -135,6 +149,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "regression": regression.agreement(runs),
         "regression_rtol": regression.LOSS_RTOL,
         "run_count": len(runs),
+        "stale": [f"{r['experiment']} / {r['framework']} / seed {r['seed']}" for r in stale],
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import pathlib
 import re
@@ -31,6 +32,17 @@ def run_path(out: pathlib.Path, experiment: str, framework: str, seed: int) -> p
     return out / "runs" / safe_name(experiment) / f"{framework}-seed{seed}.json"
 
 
+def finite_or_none(value):
+    """`value` with every NaN/inf float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(item) for item in value]
+    return value
+
+
 def write_json_atomic(path: pathlib.Path, payload) -> None:
     """Write JSON so that readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -38,7 +50,8 @@ def write_json_atomic(path: pathlib.Path, payload) -> None:
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, "w") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=True)
+            # Strict JSON: NaN/inf are not JSON; writers turn them into null first.
+            json.dump(payload, handle, indent=1, sort_keys=True, allow_nan=False)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

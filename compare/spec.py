@@ -37,7 +37,7 @@ LOSSES = (*CLASSIFICATION_LOSSES, "sum_squared_error")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "custom_relu")
 OUTPUT_ACTIVATIONS = ("none", "relu")
 # Fashion-MNIST classifiers, and the tutorial's regression nets on random data.
-CLASSIFIERS = ("mlp", "logreg")
+CLASSIFIERS = ("mlp", "logreg", "cnn")
 REGRESSORS = ("two_layer_net", "dynamic_net")
 ARCHITECTURES = (*CLASSIFIERS, *REGRESSORS)
 INITIALIZERS = ("uniform_fan_in", "glorot_uniform", "zeros", "standard_normal")
@@ -49,6 +49,8 @@ VALIDATION_SPLITS = ("stratified", "shuffled_head")
 # "native": each framework's own input path as the seed scripts use it (PyTorch: a
 # DataLoader applying ToTensor/Normalize per example; Keras: `fit(shuffle=True)`).
 PIPELINES = ("shared", "native")
+POOLINGS = ("none", "avg", "global_avg")
+LOGITS_FROM = ("dense", "conv")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +98,22 @@ class ModelSpec:
     # "dynamic_net": the shared middle layer runs a random 0..max_middle_repeats times
     # per forward pass, following a seeded sequence both frameworks share.
     max_middle_repeats: int = 3
+    # --- "cnn" only: convolutions -> pooling -> flatten -> the dense layers above.
+    # One conv per entry (out channels), each followed by `activation`. Dropout applies
+    # to the dense layers only.
+    conv_filters: tuple[int, ...] = ()
+    conv_kernel_size: int = 3
+    conv_stride: int = 1
+    # Torch-style symmetric zero padding in pixels, on every side. Parity: not Keras's
+    # "same", which pads the odd pixel bottom/right only (see parity-notes.md).
+    conv_padding: int = 0
+    # "avg": pool_size x pool_size windows at stride pool_size (torch AvgPool2d(k));
+    # "global_avg": one average per channel (torch AdaptiveAvgPool2d(1)).
+    pooling: str = "none"
+    pool_size: int = 2
+    # "dense": hidden_sizes, then a dense layer to num_classes. "conv": the flattened
+    # pooled features are the logits (Mnist_CNN); needs hidden_sizes = [].
+    logits_from: str = "dense"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +154,8 @@ class ExperimentSpec:
     # Per-framework changes on top of data/model/train, for experiments whose two sides
     # deliberately differ (the seed-002 scripts, the ablation ladder):
     # {"keras": {"train": {"optimizer": "rmsprop"}}}. Empty for "the same model".
-    framework_overrides: dict = dataclasses.field(default_factory=dict)
+    # Not hashed (a dict cannot be); equality still compares it.
+    framework_overrides: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -324,6 +343,89 @@ def train_size(data: DataSpec) -> int:
     return size if data.train_limit is None else min(size, data.train_limit)
 
 
+def conv_output_shape(model: ModelSpec) -> tuple[int, int, int]:
+    """(C, H, W) after the convolutions and the pooling of a "cnn" model spec.
+
+    Raises UserError naming the key when a layer would leave no pixels.
+    """
+    from compare.data import IMAGE_SHAPE  # here: compare.data imports this module
+
+    channels, (height, width) = 1, IMAGE_SHAPE
+    for index, filters in enumerate(model.conv_filters):
+        # torch's (and "valid" after explicit padding) output size, floor division.
+        height, width = (
+            (size + 2 * model.conv_padding - model.conv_kernel_size) // model.conv_stride + 1
+            for size in (height, width)
+        )
+        _check(
+            height >= 1 and width >= 1,
+            f"model.conv_filters[{index}]: the convolution leaves no pixels "
+            f"(kernel {model.conv_kernel_size}, stride {model.conv_stride}, "
+            f"padding {model.conv_padding}); use fewer layers, a smaller stride or kernel",
+        )
+        channels = filters
+    if model.pooling == "avg":
+        _check(
+            model.pool_size <= min(height, width),
+            f"model.pool_size = {model.pool_size} is larger than the {height}x{width} "
+            "feature map the convolutions leave; use a smaller pool_size",
+        )
+        height, width = height // model.pool_size, width // model.pool_size
+    elif model.pooling == "global_avg":
+        height, width = 1, 1
+    return channels, height, width
+
+
+def _validate_cnn(model: ModelSpec, where: str) -> None:
+    """The convolution fields: required for "cnn", left at their defaults otherwise."""
+    _check_choice(model.pooling, POOLINGS, f"{where} model.pooling")
+    _check_choice(model.logits_from, LOGITS_FROM, f"{where} model.logits_from")
+    if model.architecture != "cnn":
+        _check(
+            not model.conv_filters and model.pooling == "none" and model.logits_from == "dense",
+            f"{where} model.conv_filters, model.pooling and model.logits_from apply only to "
+            f"model.architecture = 'cnn' (got {model.architecture!r}); set it to 'cnn'",
+        )
+        return
+    _check(len(model.conv_filters) > 0, f"{where} model.conv_filters must not be empty for a cnn")
+    _check(
+        all(filters >= 1 for filters in model.conv_filters),
+        f"{where} model.conv_filters must be positive, got {list(model.conv_filters)}",
+    )
+    _check(
+        model.conv_kernel_size >= 1,
+        f"{where} model.conv_kernel_size must be >= 1, got {model.conv_kernel_size}",
+    )
+    _check(
+        model.conv_stride >= 1, f"{where} model.conv_stride must be >= 1, got {model.conv_stride}"
+    )
+    _check(
+        model.conv_padding >= 0,
+        f"{where} model.conv_padding must be >= 0, got {model.conv_padding}",
+    )
+    _check(model.pool_size >= 1, f"{where} model.pool_size must be >= 1, got {model.pool_size}")
+    try:
+        channels, height, width = conv_output_shape(model)
+    except UserError as error:
+        raise UserError(f"{where} {error}") from None
+    if model.logits_from == "conv":
+        _check(
+            not model.hidden_sizes,
+            f"{where} model.hidden_sizes must be [] when model.logits_from = 'conv' "
+            "(the convolutions give the logits); use logits_from = 'dense' for a dense head",
+        )
+        _check(
+            channels * height * width == model.num_classes,
+            f"{where} model.logits_from = 'conv' needs {model.num_classes} features after "
+            f"pooling, got {channels}x{height}x{width}; end conv_filters with "
+            f"{model.num_classes} and pool to 1x1",
+        )
+    _check(
+        all(size >= 1 for size in model.hidden_sizes),
+        f"{where} model.hidden_sizes must be positive, got {list(model.hidden_sizes)}",
+    )
+
+
 def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, where: str) -> None:
     _check(
         data.dataset == "fashion_mnist",
@@ -348,7 +450,7 @@ def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, whe
             f"{where} model.architecture = 'logreg' has no hidden layers: "
             f"set model.hidden_sizes = [] (got {list(model.hidden_sizes)})",
         )
-    else:
+    elif model.architecture == "mlp":
         _check(len(model.hidden_sizes) > 0, f"{where} model.hidden_sizes must not be empty")
     _check(model.num_classes == 10, f"{where} model.num_classes must be 10 for Fashion-MNIST")
     _check(
@@ -421,6 +523,7 @@ def validate(experiment: ExperimentSpec) -> ExperimentSpec:
         all(size >= 1 for size in model.hidden_sizes),
         f"{where} model.hidden_sizes must be positive, got {list(model.hidden_sizes)}",
     )
+    _validate_cnn(model, where)
     _check(
         0.0 <= model.dropout_rate < 1.0,
         f"{where} model.dropout_rate must be in [0, 1), got {model.dropout_rate}",

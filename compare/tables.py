@@ -12,8 +12,8 @@ from scipy import stats
 from sklearn import metrics as skmetrics
 
 from compare.data import CLASS_NAMES
+from compare.studies import HEADLINE
 
-HEADLINE = "mlp"
 RUN_COLUMNS = [
     "experiment", "implementation", "framework", "keras_backend", "mode", "seed", "status",
     "reason", "failed_epoch", "profile", "device", "threads", "spec_hash",

@@ -1,7 +1,14 @@
 """Keras models built from a ModelSpec, and weights in the canonical layout.
 
-Canonical layout (shared with pytorch_impl): one (kernel, bias) pair per dense layer in
-order, kernel shaped (in, out), which is Keras's own Dense layout.
+Canonical layout (shared with pytorch_impl): one (kernel, bias) pair per weighted layer,
+in forward order, as float32 NumPy arrays:
+- convolution: kernel (kh, kw, in, out), bias (out,): Keras's own Conv2D layout.
+- dense: kernel (in, out), bias (out,): Keras's own Dense layout. For the first dense
+  layer after a flatten of a feature map, the canonical rows are in torch's (C, H, W)
+  flatten order; Keras flattens its NHWC maps in (H, W, C) order, so get_weights and
+  set_weights permute those rows (the flatten-after-convolution conversion).
+
+`build_trap_model` builds the two classic porting bugs on purpose, for trap tests only.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import keras
 import numpy as np
 
 from compare.data import IMAGE_SHAPE
+from compare.spec import conv_output_shape
 
 
 @keras.ops.custom_gradient
@@ -28,6 +36,7 @@ def custom_relu(x):
 
 
 ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "custom_relu": custom_relu}
+WEIGHTED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 
 
 def _initializer(kind: str, fan_in: int):
@@ -54,47 +63,160 @@ def dense(in_features: int, out_features: int, model_spec) -> keras.layers.Dense
     )
 
 
+def conv(in_channels: int, out_channels: int, model_spec) -> keras.layers.Conv2D:
+    size = model_spec.conv_kernel_size
+    # Parity: both sides initialise from the spec; fan_in = kh * kw * in, as torch's.
+    return keras.layers.Conv2D(
+        out_channels,
+        size,
+        strides=model_spec.conv_stride,
+        padding="valid",  # Parity: the padding is an explicit ZeroPadding2D before it
+        kernel_initializer=_initializer(model_spec.kernel_init, size * size * in_channels),
+        bias_initializer=_initializer(model_spec.bias_init, size * size * in_channels),
+    )
+
+
+def conv_features(model_spec) -> list[keras.layers.Layer]:
+    """(B, 28, 28) -> (B, H * W * C): convolutions, pooling, then an (H, W, C) flatten."""
+    # Parity: Keras is NHWC, torch NCHW; the channel axis goes last here.
+    layers: list[keras.layers.Layer] = [keras.layers.Reshape((*IMAGE_SHAPE, 1))]
+    channels = 1
+    for filters in model_spec.conv_filters:
+        if model_spec.conv_padding > 0:
+            # Parity: torch's symmetric padding, exactly. padding="same" is not it: at
+            # stride 2 on 28x28 TF puts the odd padding pixel bottom/right only.
+            layers.append(keras.layers.ZeroPadding2D(model_spec.conv_padding))
+        layers.append(conv(channels, filters, model_spec))
+        layers.append(keras.layers.Activation(ACTIVATIONS[model_spec.activation]))
+        channels = filters
+    if model_spec.pooling == "avg":
+        layers.append(keras.layers.AveragePooling2D(model_spec.pool_size))  # stride = size
+    elif model_spec.pooling == "global_avg":
+        layers.append(keras.layers.GlobalAveragePooling2D(keepdims=True))  # -> (B, 1, 1, C)
+    layers.append(keras.layers.Flatten())  # (B, H, W, C) -> (B, H * W * C)
+    return layers
+
+
 def build_model(model_spec) -> keras.Sequential:
     """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
-    if model_spec.architecture not in ("mlp", "logreg"):
+    if model_spec.architecture not in ("mlp", "logreg", "cnn"):
         # The regression nets are not classifiers: they have their own contract.
         raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
-    layers: list[keras.layers.Layer] = [keras.Input(IMAGE_SHAPE), keras.layers.Flatten()]
-    width = math.prod(IMAGE_SHAPE)
-    for size in model_spec.hidden_sizes:
-        layers.append(dense(width, size, model_spec))
-        layers.append(keras.layers.Activation(ACTIVATIONS[model_spec.activation]))
-        if model_spec.dropout_rate > 0:
-            layers.append(keras.layers.Dropout(model_spec.dropout_rate))
-        width = size
-    layers.append(dense(width, model_spec.num_classes, model_spec))
+    if model_spec.architecture == "cnn":
+        layers = conv_features(model_spec)
+        width = math.prod(conv_output_shape(model_spec))
+    else:
+        layers = [keras.layers.Flatten()]  # (B, 28, 28) -> (B, 784)
+        width = math.prod(IMAGE_SHAPE)
+    if model_spec.logits_from == "dense":
+        for size in model_spec.hidden_sizes:
+            layers.append(dense(width, size, model_spec))
+            layers.append(keras.layers.Activation(ACTIVATIONS[model_spec.activation]))
+            if model_spec.dropout_rate > 0:
+                layers.append(keras.layers.Dropout(model_spec.dropout_rate))
+            width = size
+        layers.append(dense(width, model_spec.num_classes, model_spec))
     if model_spec.output_activation == "relu":
         layers.append(keras.layers.Activation("relu"))
-    return keras.Sequential(layers)
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *layers])
 
 
-def _dense_layers(model: keras.Model) -> list[keras.layers.Dense]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+def _weighted_layers(model: keras.Model) -> list[tuple[keras.layers.Layer, tuple | None]]:
+    """Each weighted layer in order, with the (H, W, C) its kernel rows were flattened
+    from when it is the first dense layer after a Flatten of a feature map, else None.
+    """
+    # Parity: only this side needs the flatten shape; torch's rows are already canonical.
+    found, flattened = [], None
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Flatten) and len(layer.input.shape) == 4:
+            flattened = tuple(layer.input.shape[1:])
+        elif isinstance(layer, WEIGHTED_LAYERS):
+            is_dense = isinstance(layer, keras.layers.Dense)
+            found.append((layer, flattened if is_dense else None))
+            flattened = None
+    return found
 
 
 def count_parameters(model: keras.Model) -> int:
     return int(model.count_params())
 
 
+def _to_canonical(kernel: np.ndarray, flattened: tuple | None) -> np.ndarray:
+    if flattened is None:
+        return kernel  # conv (kh, kw, in, out) and dense (in, out) are Keras's own
+    height, width, channels = flattened
+    rows = kernel.reshape(height, width, channels, -1)  # (H, W, C, out)
+    return rows.transpose(2, 0, 1, 3).reshape(kernel.shape)  # rows in (C, H, W) order
+
+
+def _from_canonical(kernel: np.ndarray, flattened: tuple | None) -> np.ndarray:
+    if flattened is None:
+        return kernel
+    height, width, channels = flattened
+    rows = kernel.reshape(channels, height, width, -1)  # (C, H, W, out)
+    return rows.transpose(1, 2, 0, 3).reshape(kernel.shape)  # rows in (H, W, C) order
+
+
 def get_weights(model: keras.Model) -> list[np.ndarray]:
-    """Weights in the canonical layout: [kernel (in, out), bias (out,)] per layer."""
+    """Weights in the canonical layout: [kernel, bias] per weighted layer, in order."""
     weights = []
-    for layer in _dense_layers(model):
-        weights.append(np.array(layer.kernel.numpy()))
+    for layer, flattened in _weighted_layers(model):
+        kernel = np.array(layer.kernel.numpy())
+        weights.append(np.ascontiguousarray(_to_canonical(kernel, flattened)))
         weights.append(np.array(layer.bias.numpy()))
     return weights
 
 
 def set_weights(model: keras.Model, weights: list[np.ndarray]) -> None:
     """Load canonical-layout weights (the inverse of get_weights, exactly)."""
-    layers = _dense_layers(model)
+    layers = _weighted_layers(model)
     if len(weights) != 2 * len(layers):
         raise ValueError(f"expected {2 * len(layers)} arrays, got {len(weights)}")
-    for layer, kernel, bias in zip(layers, weights[0::2], weights[1::2], strict=True):
-        layer.kernel.assign(kernel)
+    for (layer, flattened), kernel, bias in zip(layers, weights[0::2], weights[1::2], strict=True):
+        layer.kernel.assign(_from_canonical(kernel, flattened))
         layer.bias.assign(bias)
+
+
+# --- deliberately wrong variants, for trap tests only -------------------------------
+
+# "same_padding": Conv2D(padding="same") instead of ZeroPadding2D(p) + "valid". Same
+#   shapes as torch's padding p at stride 2 on 28x28, different values: TF pads the odd
+#   pixel bottom/right only.
+# "unpermuted_flatten": the flatten is a plain Reshape, which computes what Flatten does
+#   but is not recognised as the conv -> dense boundary, so get/set_weights leave the
+#   first dense kernel's rows in Keras's (H, W, C) order: canonical (C, H, W) rows load
+#   into the wrong positions, as in a naive weight port.
+TRAPS = ("same_padding", "unpermuted_flatten")
+
+
+def build_trap_model(model_spec, trap: str) -> keras.Sequential:
+    """A deliberately WRONG twin of `build_model(model_spec)`; see TRAPS.
+
+    For the parity suite's trap tests only, which prove that the checks catch these
+    bugs: never trained or reported. It takes canonical weights through the ordinary
+    get_weights / set_weights, so a trap test runs exactly like a parity test.
+    """
+    if trap not in TRAPS:
+        raise ValueError(f"unknown trap {trap!r} (choose one of: {', '.join(TRAPS)})")
+    correct = build_model(model_spec)
+    if trap == "same_padding" and not any(
+        isinstance(layer, keras.layers.ZeroPadding2D) for layer in correct.layers
+    ):
+        raise ValueError("trap 'same_padding' needs a cnn spec with conv_padding > 0")
+    if trap == "unpermuted_flatten" and not any(
+        flattened is not None and flattened[0] * flattened[1] > 1
+        for _layer, flattened in _weighted_layers(correct)
+    ):
+        raise ValueError("trap 'unpermuted_flatten' needs a dense layer after an HxW > 1 map")
+    layers = []
+    for layer in correct.layers:
+        config = layer.get_config()
+        if trap == "same_padding" and isinstance(layer, keras.layers.ZeroPadding2D):
+            continue
+        if trap == "same_padding" and isinstance(layer, keras.layers.Conv2D):
+            config["padding"] = "same"
+        if trap == "unpermuted_flatten" and isinstance(layer, keras.layers.Flatten):
+            layers.append(keras.layers.Reshape((-1,)))
+            continue
+        layers.append(type(layer).from_config(config))
+    return keras.Sequential([keras.Input(IMAGE_SHAPE), *layers])

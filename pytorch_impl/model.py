@@ -1,7 +1,15 @@
 """PyTorch models built from a ModelSpec, and weights in the canonical layout.
 
-Canonical layout (shared with keras_impl): one (kernel, bias) pair per dense layer in
-order, kernel shaped (in, out). A torch Linear stores (out, in), hence the transposes.
+Canonical layout (shared with keras_impl): one (kernel, bias) pair per weighted layer,
+in forward order, as float32 NumPy arrays:
+- convolution: kernel (kh, kw, in, out), bias (out,). A torch Conv2d stores
+  (out, in, kh, kw), hence the permutation (2, 3, 1, 0) and its inverse (3, 2, 0, 1).
+- dense: kernel (in, out), bias (out,). A torch Linear stores (out, in), hence the
+  transposes. For the first dense layer after a flatten, the kernel's rows are in
+  torch's (C, H, W) flatten order, so this side needs no conversion for it.
+
+Parity: no trap builder here; keras_impl.model.build_trap_model's wrong variants are
+measured against this side, the reference.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import torch
 from torch import nn
 
 from compare.data import IMAGE_SHAPE
+from compare.spec import conv_output_shape
 
 
 class _CustomReLUFunction(torch.autograd.Function):
@@ -39,6 +48,7 @@ class CustomReLU(nn.Module):
 
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "custom_relu": CustomReLU}
+WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 
 
 def _initialize(tensor: torch.Tensor, kind: str, fan_in: int) -> None:
@@ -66,48 +76,104 @@ def dense(in_features: int, out_features: int, model_spec) -> nn.Linear:
     return layer
 
 
+def conv(in_channels: int, out_channels: int, model_spec) -> nn.Conv2d:
+    size = model_spec.conv_kernel_size
+    layer = nn.Conv2d(
+        in_channels,
+        out_channels,
+        size,
+        stride=model_spec.conv_stride,
+        padding=model_spec.conv_padding,  # symmetric zero padding on every side
+    )
+    # Parity: both sides initialise from the spec; fan_in = kh * kw * in, as torch's.
+    with torch.no_grad():
+        _initialize(layer.weight, model_spec.kernel_init, size * size * in_channels)
+        _initialize(layer.bias, model_spec.bias_init, size * size * in_channels)
+    return layer
+
+
+def conv_features(model_spec) -> list[nn.Module]:
+    """(B, 28, 28) -> (B, C * H * W): convolutions, pooling, then a (C, H, W) flatten."""
+    # (B, 28, 28) -> (B, 1, 28, 28): the height axis split into (1 channel, height).
+    layers: list[nn.Module] = [nn.Unflatten(1, (1, IMAGE_SHAPE[0]))]
+    channels = 1
+    for filters in model_spec.conv_filters:
+        layers.append(conv(channels, filters, model_spec))
+        layers.append(ACTIVATIONS[model_spec.activation]())
+        channels = filters
+    if model_spec.pooling == "avg":
+        layers.append(nn.AvgPool2d(model_spec.pool_size))  # stride = pool_size, no padding
+    elif model_spec.pooling == "global_avg":
+        layers.append(nn.AdaptiveAvgPool2d(1))  # -> (B, C, 1, 1)
+    layers.append(nn.Flatten())  # (B, C, H, W) -> (B, C * H * W)
+    return layers
+
+
 def build_model(model_spec) -> nn.Sequential:
     """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
-    if model_spec.architecture not in ("mlp", "logreg"):
+    if model_spec.architecture not in ("mlp", "logreg", "cnn"):
         # The regression nets are not classifiers: they have their own contract.
         raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
-    layers: list[nn.Module] = [nn.Flatten()]  # (B, 28, 28) -> (B, 784)
-    width = math.prod(IMAGE_SHAPE)
-    for size in model_spec.hidden_sizes:
-        layers.append(dense(width, size, model_spec))
-        layers.append(ACTIVATIONS[model_spec.activation]())
-        if model_spec.dropout_rate > 0:
-            layers.append(nn.Dropout(model_spec.dropout_rate))
-        width = size
-    layers.append(dense(width, model_spec.num_classes, model_spec))
+    if model_spec.architecture == "cnn":
+        layers = conv_features(model_spec)
+        width = math.prod(conv_output_shape(model_spec))
+    else:
+        layers = [nn.Flatten()]  # (B, 28, 28) -> (B, 784)
+        width = math.prod(IMAGE_SHAPE)
+    if model_spec.logits_from == "dense":
+        for size in model_spec.hidden_sizes:
+            layers.append(dense(width, size, model_spec))
+            layers.append(ACTIVATIONS[model_spec.activation]())
+            if model_spec.dropout_rate > 0:
+                layers.append(nn.Dropout(model_spec.dropout_rate))
+            width = size
+        layers.append(dense(width, model_spec.num_classes, model_spec))
     if model_spec.output_activation == "relu":
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
-def _dense_layers(model: nn.Module) -> list[nn.Linear]:
-    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+def _weighted_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, WEIGHTED_LAYERS)]
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def _to_canonical(layer: nn.Module, weight: np.ndarray) -> np.ndarray:
+    if isinstance(layer, nn.Conv2d):
+        return weight.transpose(2, 3, 1, 0)  # (out, in, kh, kw) -> (kh, kw, in, out)
+    return weight.T  # (out, in) -> (in, out)
+
+
+def _from_canonical(layer: nn.Module, kernel: np.ndarray) -> np.ndarray:
+    if isinstance(layer, nn.Conv2d):
+        return kernel.transpose(3, 2, 0, 1)  # (kh, kw, in, out) -> (out, in, kh, kw)
+    return kernel.T  # (in, out) -> (out, in)
+
+
 def get_weights(model: nn.Module) -> list[np.ndarray]:
-    """Weights in the canonical layout: [kernel (in, out), bias (out,)] per layer."""
+    """Weights in the canonical layout: [kernel, bias] per weighted layer, in order."""
     weights = []
-    for layer in _dense_layers(model):
-        weights.append(layer.weight.detach().cpu().numpy().T.copy())
+    for layer in _weighted_layers(model):
+        weight = layer.weight.detach().cpu().numpy()
+        weights.append(np.ascontiguousarray(_to_canonical(layer, weight)))
         weights.append(layer.bias.detach().cpu().numpy().copy())
     return weights
 
 
 def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
     """Load canonical-layout weights (the inverse of get_weights, exactly)."""
-    layers = _dense_layers(model)
+    layers = _weighted_layers(model)
     if len(weights) != 2 * len(layers):
         raise ValueError(f"expected {2 * len(layers)} arrays, got {len(weights)}")
     with torch.no_grad():
         for layer, kernel, bias in zip(layers, weights[0::2], weights[1::2], strict=True):
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(kernel.T)))
+            weight = _from_canonical(layer, kernel)
+            if weight.shape != tuple(layer.weight.shape) or bias.shape != tuple(layer.bias.shape):
+                raise ValueError(
+                    f"canonical kernel {kernel.shape} / bias {bias.shape} do not fit {layer}"
+                )
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
             layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias)))

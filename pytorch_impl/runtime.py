@@ -1,35 +1,38 @@
-"""PyTorch runtime set-up: threads, seed, device, and what the result records."""
+"""PyTorch runtime set-up: threads, seed, device, determinism, and what the result records."""
 
 from __future__ import annotations
 
-from compare.errors import UserError
+import os
+
+from compare import devices
 
 FRAMEWORK = "torch"
 
 
-def configure(threads: int, seed: int, device: str) -> dict:
-    """Pin threads, seed the RNG and choose the device; return what was set.
+def configure(threads: int, seed: int, device: str, deterministic: bool = False) -> dict:
+    """Pin threads, seed the RNG, choose the device and determinism; return what was set.
 
-    `device` is "cpu", "gpu" or "auto" ("auto" falls back to the CPU).
+    `device` is "cpu", "gpu" or "auto" ("auto" falls back to the CPU with a notice).
+    `deterministic` turns on the framework's deterministic kernels (`--deterministic`).
     """
     import torch
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(threads)
     torch.manual_seed(seed)
+    if deterministic:
+        # cuBLAS is deterministic only with this workspace setting, read when CUDA starts.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    torch.backends.cudnn.deterministic = deterministic
     has_gpu = torch.cuda.is_available()
-    if device == "gpu" and not has_gpu:
-        raise UserError(
-            "--device gpu: PyTorch sees no CUDA GPU (torch.cuda.is_available() is False); "
-            "use --device cpu or auto"
-        )
-    # The CPU is the only device the runner drives for now; a GPU run needs the
-    # synchronisation and placement work of the GPU issue first.
-    if device == "gpu":
-        raise UserError("--device gpu is not supported yet: use --device cpu or auto")
+    chosen, notice = devices.resolve(
+        device, "PyTorch", has_gpu, hint="torch.cuda.is_available() is False"
+    )
     return {
         "framework": FRAMEWORK,
-        "device": "cpu",
+        "device": chosen,
+        "device_notice": notice,
         "gpu_visible": has_gpu,
         "versions": {"torch": torch.__version__},
         "threads": {
@@ -37,6 +40,12 @@ def configure(threads: int, seed: int, device: str) -> dict:
             "inter_op": torch.get_num_interop_threads(),
         },
         "flags": {"mkldnn_enabled": torch.backends.mkldnn.is_available()},
+        "deterministic": {
+            "requested": deterministic,
+            "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_deterministic": torch.backends.cudnn.deterministic,
+            "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+        },
     }
 
 

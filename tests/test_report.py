@@ -26,6 +26,8 @@ def test_partial_results_show_failures_and_missing_runs(quick_study, tmp_path):
     (out / "runs" / "mlp" / "torch-seed1.json").unlink()
 
     html = report.write_report(out).read_text()
+    # results.json stays strict JSON (no NaN) with a failed run in it.
+    json.loads((out / "results.json").read_text(), parse_constant=pytest.fail)
     assert "Runs that did not finish" in html
     assert "training loss is nan in epoch 2" in html and "diverged" in html
     assert "mlp / torch / seed 1" in html  # planned but missing

@@ -22,7 +22,7 @@ from compare.errors import UserError
 
 DOCUMENTED = {
     "logreg", "mlp", "mlp_512", "mlp_sigmoid", "mlp_128_64", "mlp_dropout",
-    "two_layer_net", "two_layer_net_custom_relu", "dynamic_net",
+    "two_layer_net", "two_layer_net_custom_relu", "dynamic_net", "cnn", "cnn_adaptive",
 }  # fmt: skip
 QUICK = runner.Options(profile="quick")
 
