@@ -43,7 +43,12 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = commands.add_parser("run", help="run a study (both frameworks, every seed)")
-    run.add_argument("--study", default="default", help="built-in study name or a .toml file")
+    run.add_argument("--study", help="built-in study name or a .toml file (default: default)")
+    run.add_argument(
+        "--faithful",
+        action="store_true",
+        help="the seed scripts as their authors wrote them: same as --study faithful",
+    )
     run.add_argument("--models", type=_csv, help="comma-separated experiment names")
     run.add_argument("--frameworks", type=_csv, default=["torch", "keras"])
     run.add_argument("--seeds", type=_positive_int, help="seeds per framework (default: study's)")
@@ -97,7 +102,10 @@ def cmd_run(args) -> int:
     # A run never needs the network (the data is local, `data --download` fetches it).
     worker.forbid_network()
 
-    study = studies.select_models(studies.resolve_study(args.study), args.models)
+    if args.faithful and args.study not in (None, "faithful"):
+        raise UserError(f"--faithful runs the faithful study: drop --study {args.study} or it")
+    name = "faithful" if args.faithful else (args.study or "default")
+    study = studies.select_models(studies.resolve_study(name), args.models)
     options = runner.Options(
         frameworks=tuple(args.frameworks),
         seeds=args.seeds,
@@ -129,17 +137,43 @@ def cmd_data(args) -> int:
     return 0
 
 
+def _describe(experiment) -> str:
+    """One line: architecture, layer widths and recipe of an experiment."""
+    model, train, data = experiment.model, experiment.train, experiment.data
+    if model.architecture in ("two_layer_net", "dynamic_net"):
+        hidden = str(model.hidden_sizes[0])
+        if model.architecture == "dynamic_net":
+            hidden += f"x(0..{model.max_middle_repeats})"
+        widths = (data.input_size, hidden, data.output_size)
+    elif model.architecture == "cnn":
+        convs = "conv" + "/".join(str(f) for f in model.conv_filters)
+        pool = {"avg": f"pool{model.pool_size}", "global_avg": "gap"}.get(model.pooling, "")
+        head = () if model.logits_from == "conv" else (*model.hidden_sizes, model.num_classes)
+        widths = ("28x28", convs, *([pool] if pool else []), *head)
+    else:
+        widths = (784, *model.hidden_sizes, model.num_classes)
+    layers = "-".join(str(w) for w in widths)
+    line = (
+        f"{experiment.name:28s} {model.architecture:13s} {layers:26s} {model.activation:11s} "
+        f"{train.optimizer} lr={train.learning_rate} batch={train.batch_size} "
+        f"epochs={train.epochs}"
+    )
+    if experiment.framework_overrides:
+        sides = ", ".join(sorted(experiment.framework_overrides))
+        line += f" (differs per framework: {sides})"
+    return line
+
+
 def cmd_list(args) -> int:
     from compare import results, studies
 
-    for name, experiment in studies.MODELS.items():
-        model, train = experiment.model, experiment.train
-        layers = "-".join(str(s) for s in (784, *model.hidden_sizes, model.num_classes))
-        print(
-            f"{name:14s} {model.architecture:5s} {layers:20s} {train.optimizer} "
-            f"lr={train.learning_rate} batch={train.batch_size} epochs={train.epochs} "
-            f"frameworks={','.join(results.FRAMEWORKS)}"
-        )
+    frameworks = ",".join(results.FRAMEWORKS)
+    print(f"models (each runs in {frameworks}):")
+    for experiment in studies.MODELS.values():
+        print(f"  {_describe(experiment)}")
+    print("other experiments of the built-in studies:")
+    for experiment in studies.STUDY_EXPERIMENTS.values():
+        print(f"  {_describe(experiment)}")
     for name, models in studies.STUDIES.items():
         print(f"study {name}: {', '.join(models)}")
     return 0

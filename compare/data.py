@@ -214,14 +214,26 @@ def _stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | None
     return np.sort(subset)
 
 
-def split_indices(train_labels: np.ndarray, test_labels: np.ndarray, data: DataSpec):
-    """(train, validation, test) index arrays: seeded, stratified, sorted."""
+def _holdout(train_labels: np.ndarray, data: DataSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of the training pool, as `data.validation_split` says."""
     from sklearn.model_selection import train_test_split
 
     pool = np.arange(len(train_labels))
-    train, validation = train_test_split(
+    if data.validation_size == 0:
+        return pool, pool[:0]
+    if data.validation_split == "shuffled_head":
+        # The seed-002 Keras script: shuffle, then hold out the first N. Its shuffle was
+        # an unseeded tf.random.shuffle; this one is seeded so both sides can repeat it.
+        shuffled = np.random.default_rng(data.split_seed).permutation(pool)
+        return shuffled[data.validation_size :], shuffled[: data.validation_size]
+    return train_test_split(
         pool, test_size=data.validation_size, stratify=train_labels, random_state=data.split_seed
     )
+
+
+def split_indices(train_labels: np.ndarray, test_labels: np.ndarray, data: DataSpec):
+    """(train, validation, test) index arrays: seeded, sorted; subsets stratified."""
+    train, validation = _holdout(train_labels, data)
     train = _stratified_subset(train, train_labels, data.train_limit, data.split_seed)
     validation = _stratified_subset(
         validation, train_labels, data.validation_limit, data.split_seed
@@ -253,6 +265,9 @@ class SharedData:
     x_test: np.ndarray
     y_test: np.ndarray
     manifest: dict
+    # The training images before preprocessing, (N, 28, 28) uint8: the "native"
+    # PyTorch pipeline converts them per example, as torchvision's dataset does.
+    train_images: np.ndarray | None = None
 
     @property
     def manifest_hash(self) -> str:
@@ -265,6 +280,7 @@ def load_shared(data: DataSpec, data_dir: str | None = None) -> SharedData:
     train, validation, test = split_indices(raw.train_labels, raw.test_labels, data)
     manifest = {
         "files_sha256": dict(FILES),
+        "validation_split": data.validation_split if data.validation_size else "none",
         "train_indices_sha256": _sha256(train.astype(np.int64)),
         "validation_indices_sha256": _sha256(validation.astype(np.int64)),
         "test_indices_sha256": _sha256(test.astype(np.int64)),
@@ -281,6 +297,7 @@ def load_shared(data: DataSpec, data_dir: str | None = None) -> SharedData:
         x_test=preprocess(raw.test_images[test], data),
         y_test=raw.test_labels[test].astype(np.int64),
         manifest=manifest,
+        train_images=raw.train_images[train],
     )
 
 

@@ -57,6 +57,21 @@ def curves(epochs: pd.DataFrame) -> bytes:
     return to_png(figure)
 
 
+def loss_per_step(epochs: pd.DataFrame) -> bytes:
+    """Training loss per full-batch step on a log scale (the regression nets' loss falls
+    by many decades), every implementation on one chart, a band over seeds."""
+    figure, axis = plt.subplots(figsize=(6, 3.4))
+    sns.lineplot(
+        data=epochs, x="epoch", y="train_loss", hue="implementation",
+        palette=palette(epochs["implementation"]), errorbar=("ci", 95), ax=axis,
+    )  # fmt: skip
+    axis.set_yscale("log")
+    axis.set_xlabel("step")
+    axis.set_ylabel("sum of squared errors")
+    figure.tight_layout()
+    return to_png(figure)
+
+
 def epoch_times(epochs: pd.DataFrame) -> bytes:
     """Distribution of steady-state epoch seconds (the first epoch is excluded)."""
     frame = epochs[epochs["epoch"] > 1]

@@ -16,7 +16,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from compare import figures, results, tables
+from compare import faithful, figures, regression, results, studies, tables
 from compare.errors import UserError
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
@@ -54,7 +54,10 @@ def model_section(name: str, runs: list[dict], epochs: pd.DataFrame, parity) -> 
         "per_class": None,
         "parity": (parity or {}).get("models", {}).get(name),
     }
-    if not mine.empty:
+    if not mine.empty and any("regression" in r for r in ok):
+        section["curves"] = _data_uri(figures.loss_per_step(mine))
+        section["epoch_times"] = _data_uri(figures.epoch_times(mine))
+    elif not mine.empty:
         section["curves"] = _data_uri(figures.curves(mine))
         section["epoch_times"] = _data_uri(figures.epoch_times(mine))
     with_predictions = {k: v for k, v in by_impl.items() if all("test_predictions" in r for r in v)}
@@ -77,10 +80,14 @@ def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
     reference = {r["experiment"]: r for r in rows if r["implementation"] == "torch"}
     for row in rows:
         torch_row = reference.get(row["experiment"])
+        comparable = (
+            torch_row
+            and row["implementation"] != "torch"
+            and row["test_accuracy_mean"] is not None
+            and torch_row["test_accuracy_mean"] is not None
+        )
         row["difference"] = (
-            row["test_accuracy_mean"] - torch_row["test_accuracy_mean"]
-            if torch_row and row["implementation"] != "torch"
-            else None
+            row["test_accuracy_mean"] - torch_row["test_accuracy_mean"] if comparable else None
         )
         row["equivalence"] = verdicts.get(row["experiment"])
         model_parity = parity_models.get(row["experiment"])
@@ -117,6 +124,8 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity)
         for name in order
     ]
+    published = (_optional_json(out / "published.json") or {}).get("experiments", {})
+    rungs = [(rung.name, removed) for rung, removed in studies.ABLATION_RUNGS]
     failures = _records(run_rows[run_rows["status"] != "ok"])
     environment = next((r["environment"] for r in runs if r.get("environment")), {})
     return {
@@ -135,6 +144,10 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "defaults": (parity or {}).get("defaults"),
         "parity": parity,
         "equivalence": equivalence,
+        "published": _records(faithful.published_vs_measured(published, runs)),
+        "ladder": _records(faithful.ladder(rungs, runs)),
+        "regression": regression.agreement(runs),
+        "regression_rtol": regression.LOSS_RTOL,
         "run_count": len(runs),
         "stale": [f"{r['experiment']} / {r['framework']} / seed {r['seed']}" for r in stale],
     }

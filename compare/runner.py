@@ -40,18 +40,22 @@ import time
 from compare import data as data_mod
 from compare import devices, environment, equivalence, results, studies
 from compare.errors import UserError
-from compare.spec import ExperimentSpec, StudySpec, apply_overrides, validate
+from compare.spec import ExperimentSpec, StudySpec, apply_overrides, resolve, validate
 
 DEVICES = devices.DEVICES
 # Statuses a rerun keeps; anything else (failed, or a file from an older spec) reruns.
 KEPT_STATUSES = ("ok", "diverged")
+PUBLISHED_SCHEMA = "keras-vs-pytorch/published/v1"
 
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    experiment: ExperimentSpec
+    experiment: ExperimentSpec  # as this framework runs it (see effective_spec)
     framework: str
     seed: int
+    # The experiment's per-framework table, recorded in the result; not part of the
+    # run's identity (the spec above already holds this side's values).
+    framework_overrides: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
     def path(self, out: pathlib.Path) -> pathlib.Path:
         return results.run_path(out, self.experiment.name, self.framework, self.seed)
@@ -95,19 +99,31 @@ def check_options(options: Options) -> None:
         raise UserError(f"--seeds must be >= 1, got {options.seeds}")
 
 
+def effective_spec(experiment: ExperimentSpec, framework: str, options: Options):
+    """What `framework` runs: its framework_overrides, then the profile, then --set.
+
+    The returned spec has no framework_overrides of its own (it is one side); the
+    table that made the sides differ is recorded next to it in the result.
+    """
+    side = dataclasses.replace(resolve(experiment, framework), framework_overrides={})
+    side = studies.apply_profile(side, options.profile)
+    return validate(apply_overrides(side, list(options.overrides)))
+
+
 def plan(study: StudySpec, options: Options) -> list[Run]:
-    """The runs of a study, experiments validated with the profile and overrides applied."""
+    """The runs of a study, each framework's side validated with the profile and
+    overrides applied."""
     check_options(options)
     seeds = options.seeds if options.seeds is not None else study.seeds
     if seeds < 1:
         raise UserError(f"seeds must be >= 1, got {seeds}")
     runs = []
     for experiment in study.experiments:
-        experiment = studies.apply_profile(experiment, options.profile)
-        experiment = validate(apply_overrides(experiment, list(options.overrides)))
+        sides = {fw: effective_spec(experiment, fw, options) for fw in options.frameworks}
         for seed in range(seeds):
             for framework in options.frameworks:
-                runs.append(Run(experiment, framework, seed))
+                side = sides[framework]
+                runs.append(Run(side, framework, seed, experiment.framework_overrides))
     return runs
 
 
@@ -232,6 +248,7 @@ def execute_run(run: Run, options: Options, on_event) -> dict:
     request = {
         "experiment": run.experiment.to_dict(),
         "spec_hash": run.experiment.spec_hash(),
+        "framework_overrides": run.framework_overrides,
         "framework": run.framework,
         "seed": run.seed,
         "threads": options.threads,
@@ -308,6 +325,19 @@ def execute_run(run: Run, options: Options, on_event) -> dict:
 # --- the study ----------------------------------------------------------------------
 
 
+def write_published(out: pathlib.Path, published: dict[str, dict]) -> None:
+    """Merge the study's published figures into OUT/published.json for the report.
+
+    Shape: {"schema": PUBLISHED_SCHEMA, "experiments": {name: studies.PUBLISHED[name]}}.
+    """
+    if not published:
+        return
+    path = out / "published.json"
+    current = results.read_json(path).get("experiments", {}) if path.exists() else {}
+    payload = {"schema": PUBLISHED_SCHEMA, "experiments": {**current, **published}}
+    results.write_json_atomic(path, payload)
+
+
 def describe(run: Run, result: dict) -> str:
     """One summary line for a run that did not finish ok."""
     return f"{run.label}: {result.get('status')} ({result.get('reason', 'no reason recorded')})"
@@ -324,6 +354,7 @@ def run_study(study: StudySpec, options: Options) -> int:
         remove_stale_temporaries(options.out)
         probe_devices(options)
         data_mod.fetch(options.data_dir)  # verified once, before any process starts
+        write_published(options.out, studies.published_for(study))
         outcomes = {run: kept_result(run, options) for run in runs}
         todo = [run for run in runs if outcomes[run] is None]
         worker_seconds, notices = 0.0, set()
@@ -344,10 +375,17 @@ def run_study(study: StudySpec, options: Options) -> int:
                         notices.add(payload)  # once per study, not once per run
                         bar.write(f"notice: {payload}", file=sys.stderr)
                     elif kind == "PROGRESS":
-                        accuracy = payload["val_accuracy"]
+                        # Regression nets and runs without a validation set: the loss.
+                        accuracy, loss = payload.get("val_accuracy"), payload.get("loss")
+                        metric = (
+                            f"val_acc {accuracy:.3f}"
+                            if accuracy is not None
+                            else f"loss {loss:.4g}"
+                            if loss is not None
+                            else "val_acc nan"
+                        )
                         bar.set_postfix_str(
-                            f"epoch {payload['epoch']}/{payload['epochs']} val_acc "
-                            + ("nan" if accuracy is None else f"{accuracy:.3f}")
+                            f"epoch {payload['epoch']}/{payload['epochs']} {metric}"
                         )
 
                 result = execute_run(run, options, on_event)

@@ -19,19 +19,38 @@ import types
 import typing
 
 from compare.errors import UserError
+from compare.results import FRAMEWORKS
 
 # The full Fashion-MNIST training set; the split below carves validation out of it.
 TRAIN_POOL_SIZE = 60_000
 TEST_POOL_SIZE = 10_000
 
-OPTIMIZERS = ("sgd", "adam")
-LOSSES = ("cross_entropy",)
-ACTIVATIONS = ("relu", "sigmoid", "tanh")
+OPTIMIZERS = ("sgd", "adam", "rmsprop")
+# "cross_entropy": on logits. "log_softmax_nll": a log-softmax output and NLL loss, as the
+# PyTorch tutorials write it. "softmax_categorical_crossentropy": a softmax output and
+# categorical cross-entropy on one-hot labels, as the seed-002 Keras script writes it.
+# "sum_squared_error": the regression nets' loss (MSELoss(reduction="sum")).
+CLASSIFICATION_LOSSES = ("cross_entropy", "log_softmax_nll", "softmax_categorical_crossentropy")
+LOSSES = (*CLASSIFICATION_LOSSES, "sum_squared_error")
+# "custom_relu": ReLU with a hand-written backward (torch.autograd.Function on one side,
+# a custom gradient on the other), as in the "Learning PyTorch with Examples" tutorial.
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "custom_relu")
 OUTPUT_ACTIVATIONS = ("none", "relu")
-ARCHITECTURES = ("mlp", "cnn")
+# Fashion-MNIST classifiers, and the tutorial's regression nets on random data.
+CLASSIFIERS = ("mlp", "logreg", "cnn")
+REGRESSORS = ("two_layer_net", "dynamic_net")
+ARCHITECTURES = (*CLASSIFIERS, *REGRESSORS)
+INITIALIZERS = ("uniform_fan_in", "glorot_uniform", "zeros", "standard_normal")
+DATASETS = ("fashion_mnist", "random_normal")
+# "stratified": a seeded stratified hold-out. "shuffled_head": a seeded shuffle of the
+# training pool, then the first `validation_size` held out (the seed-002 Keras script).
+VALIDATION_SPLITS = ("stratified", "shuffled_head")
+# "shared": both frameworks slice the same preprocessed arrays in the shared order.
+# "native": each framework's own input path as the seed scripts use it (PyTorch: a
+# DataLoader applying ToTensor/Normalize per example; Keras: `fit(shuffle=True)`).
+PIPELINES = ("shared", "native")
 POOLINGS = ("none", "avg", "global_avg")
 LOGITS_FROM = ("dense", "conv")
-INITIALIZERS = ("uniform_fan_in", "glorot_uniform", "zeros")
 # "native": each framework's stock Adam (what the study trains with). "torch": the Keras
 # side re-implements torch's update, so lockstep parity can hold (see parity-notes.md).
 ADAM_FORMULAS = ("native", "torch")
@@ -41,7 +60,10 @@ ADAM_FORMULAS = ("native", "torch")
 class DataSpec:
     """The shared split and the preprocessing both frameworks receive."""
 
+    dataset: str = "fashion_mnist"
+    # 0 = no validation set: train on all 60,000 (the PyTorch tutorials do).
     validation_size: int = 5_000
+    validation_split: str = "stratified"
     split_seed: int = 0
     # Stratified subsets (None = all); the quick profile uses them to stay fast.
     train_limit: int | None = None
@@ -52,6 +74,12 @@ class DataSpec:
     pixel_divisor: float = 255.0
     mean: float = 0.5
     std: float = 0.5
+    pipeline: str = "shared"
+    # dataset = "random_normal" (the regression nets): x (num_samples, input_size) and
+    # y (num_samples, output_size), both standard normal, drawn from the run's seed.
+    num_samples: int = 64
+    input_size: int = 1_000
+    output_size: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +97,10 @@ class ModelSpec:
     # U(+-1/sqrt(fan_in)) for both; the study picks one and both sides use it.
     kernel_init: str = "uniform_fan_in"
     bias_init: str = "uniform_fan_in"
+    use_bias: bool = True
+    # "dynamic_net": the shared middle layer runs a random 0..max_middle_repeats times
+    # per forward pass, following a seeded sequence both frameworks share.
+    max_middle_repeats: int = 3
     # --- "cnn" only: convolutions -> pooling -> flatten -> the dense layers above.
     # One conv per entry (out channels), each followed by `activation`. Dropout applies
     # to the dense layers only.
@@ -106,10 +138,15 @@ class TrainSpec:
     # Parity: stock Keras and torch Adam differ in epsilon placement and in the precision
     # of the bias correction, so no setting makes them agree step for step.
     adam_formula: str = "native"
+    # RMSprop (also uses epsilon and momentum). Parity: Keras calls it rho (default
+    # 0.9), PyTorch alpha (default 0.99); set explicitly.
+    rho: float = 0.9
     # Batch size for validation/test predictions (does not affect results).
     eval_batch_size: int = 1_000
     # Validation accuracy a run must reach for "time to target" in the report.
     target_accuracy: float = 0.85
+    # Also score the test set after every epoch (the tutorials print it per epoch).
+    test_every_epoch: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +157,11 @@ class ExperimentSpec:
     data: DataSpec = DataSpec()
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
+    # Per-framework changes on top of data/model/train, for experiments whose two sides
+    # deliberately differ (the seed-002 scripts, the ablation ladder):
+    # {"keras": {"train": {"optimizer": "rmsprop"}}}. Empty for "the same model".
+    # Not hashed (a dict cannot be); equality still compares it.
+    framework_overrides: dict = dataclasses.field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -274,6 +316,44 @@ def apply_overrides(experiment: ExperimentSpec, overrides: list[str]) -> Experim
     return experiment
 
 
+def framework_overrides_from_dict(values, base: dict, where: str) -> dict:
+    """Check a `framework_overrides` table ({framework: {section: {key: value}}}) and
+    merge it over `base`; every unknown name or wrong type is an error naming the key."""
+    if not isinstance(values, dict):
+        raise UserError(f"{where}.framework_overrides must be a table")
+    merged = {framework: dict(tables) for framework, tables in base.items()}
+    for framework, tables in values.items():
+        key = f"{where}.framework_overrides.{framework}"
+        if framework not in FRAMEWORKS:
+            raise UserError(f"unknown framework in '{key}' (known: {', '.join(FRAMEWORKS)})")
+        if not isinstance(tables, dict):
+            raise UserError(f"{key} must be a table of sections")
+        for section, changes in tables.items():
+            if section not in SECTIONS:
+                raise UserError(f"unknown section '{key}.{section}' (known: {', '.join(SECTIONS)})")
+            if not isinstance(changes, dict):
+                raise UserError(f"{key}.{section} must be a table")
+            # Coerce now, so a wrong type is reported when the study loads.
+            checked = replace_fields(SECTIONS[section](), changes, f"{key}.{section}")
+            coerced = {name: getattr(checked, name) for name in changes}
+            merged.setdefault(framework, {})
+            merged[framework][section] = {**merged[framework].get(section, {}), **coerced}
+    return merged
+
+
+def resolve(experiment: ExperimentSpec, framework: str) -> ExperimentSpec:
+    """The experiment as `framework` runs it: its framework_overrides applied.
+
+    The table itself stays in the result, so each side's spec records both sides'
+    deliberate differences.
+    """
+    for section, changes in experiment.framework_overrides.get(framework, {}).items():
+        where = f"framework_overrides.{framework}.{section}"
+        updated = replace_fields(getattr(experiment, section), changes, where)
+        experiment = dataclasses.replace(experiment, **{section: updated})
+    return experiment
+
+
 def experiment_from_dict(values: dict, base: ExperimentSpec, where: str) -> ExperimentSpec:
     """Build an experiment from a mapping of sections on top of `base`."""
     experiment = base
@@ -285,8 +365,11 @@ def experiment_from_dict(values: dict, base: ExperimentSpec, where: str) -> Expe
                 raise UserError(f"{where}.{key} must be a table")
             section = replace_fields(getattr(experiment, key), value, f"{where}.{key}")
             experiment = dataclasses.replace(experiment, **{key: section})
+        elif key == "framework_overrides":
+            merged = framework_overrides_from_dict(value, experiment.framework_overrides, where)
+            experiment = dataclasses.replace(experiment, framework_overrides=merged)
         else:
-            known = ", ".join(["name", "base", *SECTIONS])
+            known = ", ".join(["name", "base", *SECTIONS, "framework_overrides"])
             raise UserError(f"unknown key '{where}.{key}' (known: {known})")
     return experiment
 
@@ -305,6 +388,8 @@ def _check_choice(value: str, choices: tuple[str, ...], key: str) -> None:
 
 def train_size(data: DataSpec) -> int:
     """The number of training examples a data spec leaves."""
+    if data.dataset == "random_normal":
+        return data.num_samples
     size = TRAIN_POOL_SIZE - data.validation_size
     return size if data.train_limit is None else min(size, data.train_limit)
 
@@ -392,42 +477,115 @@ def _validate_cnn(model: ModelSpec, where: str) -> None:
     )
 
 
-def validate(experiment: ExperimentSpec) -> ExperimentSpec:
-    """Reject impossible values with a message naming the key; return the spec."""
-    name, data, model, train = experiment.name, experiment.data, experiment.model, experiment.train
-    where = f"experiment '{name}':"
-    _check(bool(name), "an experiment needs a non-empty name")
+def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, where: str) -> None:
     _check(
-        0 < data.validation_size < TRAIN_POOL_SIZE,
-        f"{where} data.validation_size must be between 1 and {TRAIN_POOL_SIZE - 1}, "
+        data.dataset == "fashion_mnist",
+        f"{where} model.architecture = {model.architecture!r} is a Fashion-MNIST classifier: "
+        "set data.dataset = 'fashion_mnist'",
+    )
+    _check(
+        0 <= data.validation_size < TRAIN_POOL_SIZE,
+        f"{where} data.validation_size must be between 0 and {TRAIN_POOL_SIZE - 1}, "
         f"got {data.validation_size} (it would leave no training data)",
     )
+    _check_choice(data.validation_split, VALIDATION_SPLITS, f"{where} data.validation_split")
+    _check_choice(data.pipeline, PIPELINES, f"{where} data.pipeline")
     for key in ("train_limit", "validation_limit", "test_limit"):
         value = getattr(data, key)
         _check(value is None or value >= 10, f"{where} data.{key} must be >= 10, got {value}")
     _check(data.pixel_divisor > 0, f"{where} data.pixel_divisor must be > 0")
     _check(data.std > 0, f"{where} data.std must be > 0, got {data.std}")
+    if model.architecture == "logreg":
+        _check(
+            len(model.hidden_sizes) == 0,
+            f"{where} model.architecture = 'logreg' has no hidden layers: "
+            f"set model.hidden_sizes = [] (got {list(model.hidden_sizes)})",
+        )
+    elif model.architecture == "mlp":
+        _check(len(model.hidden_sizes) > 0, f"{where} model.hidden_sizes must not be empty")
+    _check(model.num_classes == 10, f"{where} model.num_classes must be 10 for Fashion-MNIST")
+    _check(
+        model.use_bias,
+        f"{where} model.use_bias = false applies to the regression nets only: set it to true",
+    )
+    _check_choice(train.loss, CLASSIFICATION_LOSSES, f"{where} train.loss")
 
+
+def _validate_regressor(data: DataSpec, model: ModelSpec, train: TrainSpec, where: str) -> None:
+    _check(
+        data.dataset == "random_normal",
+        f"{where} model.architecture = {model.architecture!r} trains on random data: "
+        "set data.dataset = 'random_normal'",
+    )
+    for key in ("num_samples", "input_size", "output_size"):
+        value = getattr(data, key)
+        _check(value >= 1, f"{where} data.{key} must be >= 1, got {value}")
+    _check(
+        len(model.hidden_sizes) == 1,
+        f"{where} model.architecture = {model.architecture!r} has one hidden width H: "
+        f"set model.hidden_sizes = [H] (got {list(model.hidden_sizes)})",
+    )
+    _check(
+        model.max_middle_repeats >= 0,
+        f"{where} model.max_middle_repeats must be >= 0, got {model.max_middle_repeats}",
+    )
+    _check(
+        train.loss == "sum_squared_error",
+        f"{where} model.architecture = {model.architecture!r} is a regression net: "
+        f"set train.loss = 'sum_squared_error' (got {train.loss!r})",
+    )
+    _check(
+        train.batch_size == data.num_samples,
+        f"{where} the regression nets train on the full batch: set train.batch_size = "
+        f"data.num_samples = {data.num_samples} (got {train.batch_size})",
+    )
+    _check(
+        model.dropout_rate == 0 and model.output_activation == "none",
+        f"{where} model.dropout_rate and model.output_activation do not apply to "
+        f"{model.architecture!r}: leave them at 0 and 'none'",
+    )
+
+
+def validate(experiment: ExperimentSpec) -> ExperimentSpec:
+    """Reject impossible values with a message naming the key; return the spec.
+
+    Each framework's side of the experiment (its framework_overrides applied) must be
+    valid, so a bad override is reported before anything runs.
+    """
+    name, data, model, train = experiment.name, experiment.data, experiment.model, experiment.train
+    where = f"experiment '{name}':"
+    _check(bool(name), "an experiment needs a non-empty name")
+    for framework in experiment.framework_overrides:
+        _check(
+            framework in FRAMEWORKS,
+            f"{where} unknown framework '{framework}' in framework_overrides "
+            f"(known: {', '.join(FRAMEWORKS)})",
+        )
+        side = resolve(experiment, framework)
+        validate(dataclasses.replace(side, framework_overrides={}, name=f"{name}[{framework}]"))
+
+    _check_choice(data.dataset, DATASETS, f"{where} data.dataset")
     _check_choice(model.architecture, ARCHITECTURES, f"{where} model.architecture")
     _check_choice(model.activation, ACTIVATIONS, f"{where} model.activation")
     _check_choice(model.output_activation, OUTPUT_ACTIVATIONS, f"{where} model.output_activation")
     _check_choice(model.kernel_init, INITIALIZERS, f"{where} model.kernel_init")
     _check_choice(model.bias_init, INITIALIZERS, f"{where} model.bias_init")
-    if model.architecture == "mlp":
-        _check(len(model.hidden_sizes) > 0, f"{where} model.hidden_sizes must not be empty")
-        _check(
-            all(size >= 1 for size in model.hidden_sizes),
-            f"{where} model.hidden_sizes must be positive, got {list(model.hidden_sizes)}",
-        )
+    _check(
+        all(size >= 1 for size in model.hidden_sizes),
+        f"{where} model.hidden_sizes must be positive, got {list(model.hidden_sizes)}",
+    )
     _validate_cnn(model, where)
     _check(
         0.0 <= model.dropout_rate < 1.0,
         f"{where} model.dropout_rate must be in [0, 1), got {model.dropout_rate}",
     )
-    _check(model.num_classes == 10, f"{where} model.num_classes must be 10 for Fashion-MNIST")
-
     _check_choice(train.optimizer, OPTIMIZERS, f"{where} train.optimizer")
     _check_choice(train.loss, LOSSES, f"{where} train.loss")
+    if model.architecture in REGRESSORS:
+        _validate_regressor(data, model, train, where)
+    else:
+        _validate_classifier(data, model, train, where)
+
     _check(
         train.learning_rate > 0,
         f"{where} train.learning_rate must be > 0, got {train.learning_rate}",
@@ -443,6 +601,7 @@ def validate(experiment: ExperimentSpec) -> ExperimentSpec:
     _check(0.0 <= train.momentum < 1.0, f"{where} train.momentum must be in [0, 1)")
     _check(0.0 <= train.beta_1 < 1.0, f"{where} train.beta_1 must be in [0, 1)")
     _check(0.0 <= train.beta_2 < 1.0, f"{where} train.beta_2 must be in [0, 1)")
+    _check(0.0 <= train.rho < 1.0, f"{where} train.rho must be in [0, 1)")
     _check(train.epsilon > 0, f"{where} train.epsilon must be > 0")
     _check_choice(train.adam_formula, ADAM_FORMULAS, f"{where} train.adam_formula")
     _check(0.0 < train.target_accuracy <= 1.0, f"{where} train.target_accuracy must be in (0, 1]")

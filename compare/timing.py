@@ -67,10 +67,11 @@ def summarize_epochs(epoch_seconds: list[float], train_examples: int) -> dict:
 
 
 def time_to_target(epoch_seconds: list[float], val_accuracy: list[float], target: float):
-    """Training seconds (first epoch included) until validation accuracy >= target."""
+    """Training seconds (first epoch included) until validation accuracy >= target
+    (None when it never does, or when there is no validation set)."""
     elapsed = 0.0
     for seconds, accuracy in zip(epoch_seconds, val_accuracy, strict=True):
         elapsed += seconds
-        if accuracy >= target:
+        if accuracy is not None and accuracy >= target:
             return elapsed
     return None

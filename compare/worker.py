@@ -38,9 +38,9 @@ import time
 import traceback
 
 from compare import data as data_mod
-from compare import environment, metrics, results, timing
+from compare import environment, metrics, regression, results, timing
 from compare.errors import UserError
-from compare.spec import ExperimentSpec, from_dict
+from compare.spec import REGRESSORS, ExperimentSpec, from_dict
 
 IMPLEMENTATIONS = {"torch": "pytorch_impl", "keras": "keras_impl"}
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -112,7 +112,8 @@ def forbid_network() -> None:
 
 def check_finite(epoch: dict) -> None:
     for key, name in (("train_loss", "training"), ("val_loss", "validation")):
-        if not math.isfinite(epoch[key]):
+        # val_loss is None without a validation set (the PyTorch seed scripts).
+        if epoch[key] is not None and not math.isfinite(epoch[key]):
             raise Diverged(f"{name} loss is {epoch[key]} in epoch {epoch['epoch']}")
 
 
@@ -135,6 +136,16 @@ def train_and_evaluate(request: dict, result: dict) -> None:
     if result["device_notice"]:
         emit("NOTICE", result["device_notice"])
 
+    if experiment.model.architecture in REGRESSORS:
+        # Random data and full-batch steps (one per "epoch"): see compare/regression.py.
+        module = importlib.import_module(f"{IMPLEMENTATIONS[framework]}.regression")
+        result["stage"] = "training"
+        regression.train_and_record(module, experiment, seed, phases, result)
+        final = result["epochs"][-1]
+        emit("PROGRESS", {**results.finite_or_none(final), "epochs": train_spec.epochs})
+        check_finite(final)
+        return
+
     with phases.phase("data"):
         shared = data_mod.load_shared(experiment.data, request.get("data_dir"))
     result["split_manifest_hash"] = shared.manifest_hash
@@ -145,18 +156,31 @@ def train_and_evaluate(request: dict, result: dict) -> None:
         trainer = impl.Trainer(model, train_spec)
     result["parameter_count"] = impl.count_parameters(model)
 
+    def score(x, y):
+        """(loss, accuracy) of the model on (x, y); (None, None) for an empty set."""
+        if len(y) == 0:
+            return None, None
+        with phases.phase("evaluation"):
+            logits = impl.predict(model, x, train_spec.eval_batch_size)
+        return metrics.evaluate(logits, y)
+
     result["stage"] = "training"
     epochs = result["epochs"]
     for epoch in range(train_spec.epochs):
-        order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
+        if experiment.data.pipeline == "native":
+            # Each framework's own input path shuffles (seeded from the run's seed).
+            def one_epoch():
+                return trainer.train_epoch_native(
+                    shared.train_images, shared.y_train, experiment.data, seed
+                )
+        else:
+            order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
 
-        def one_epoch(order=order):
-            return trainer.train_epoch(shared.x_train[order], shared.y_train[order])
+            def one_epoch(order=order):
+                return trainer.train_epoch(shared.x_train[order], shared.y_train[order])
 
         train_loss, seconds = phases.time(one_epoch)
-        with phases.phase("evaluation"):
-            val_logits = impl.predict(model, shared.x_val, train_spec.eval_batch_size)
-        val_loss, val_accuracy = metrics.evaluate(val_logits, shared.y_val)
+        val_loss, val_accuracy = score(shared.x_val, shared.y_val)
         record = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
@@ -164,6 +188,8 @@ def train_and_evaluate(request: dict, result: dict) -> None:
             "val_accuracy": val_accuracy,
             "epoch_seconds": seconds,
         }
+        if train_spec.test_every_epoch:
+            record["test_loss"], record["test_accuracy"] = score(shared.x_test, shared.y_test)
         epochs.append(record)
         emit("PROGRESS", {**results.finite_or_none(record), "epochs": train_spec.epochs})
         # A diverged model only produces NaN from here on: stop, and say where.
@@ -194,6 +220,8 @@ def execute(request: dict) -> int:
         "seed": request["seed"],
         "spec": experiment,
         "spec_hash": request["spec_hash"],
+        # The experiment's deliberate per-framework differences (empty: the same model).
+        "framework_overrides": request.get("framework_overrides", {}),
         "deterministic": request.get("deterministic", False),
         "profile": request["profile"],
         "requested_device": request["device"],

@@ -21,7 +21,21 @@ import numpy as np
 from compare.data import IMAGE_SHAPE
 from compare.spec import conv_output_shape
 
-ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh"}
+
+@keras.ops.custom_gradient
+def custom_relu(x):
+    """ReLU through a hand-written backward (`tf.custom_gradient` under the TensorFlow
+    backend): clamp forward, zero the gradient where the input is < 0, as `MyReLU`."""
+
+    def grad(*args, upstream=None):
+        if upstream is None:
+            (upstream,) = args
+        return keras.ops.where(x < 0, keras.ops.zeros_like(upstream), upstream)
+
+    return keras.ops.maximum(x, 0.0), grad
+
+
+ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "custom_relu": custom_relu}
 WEIGHTED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
 
 
@@ -34,6 +48,8 @@ def _initializer(kind: str, fan_in: int):
         return keras.initializers.GlorotUniform()
     if kind == "zeros":
         return keras.initializers.Zeros()
+    if kind == "standard_normal":
+        return keras.initializers.RandomNormal(0.0, 1.0)  # torch.randn's distribution
     raise ValueError(f"unknown initializer {kind!r}")
 
 
@@ -41,6 +57,7 @@ def dense(in_features: int, out_features: int, model_spec) -> keras.layers.Dense
     # Parity: both sides initialise from the spec, not from their own defaults.
     return keras.layers.Dense(
         out_features,
+        use_bias=model_spec.use_bias,
         kernel_initializer=_initializer(model_spec.kernel_init, in_features),
         bias_initializer=_initializer(model_spec.bias_init, in_features),
     )
@@ -81,7 +98,10 @@ def conv_features(model_spec) -> list[keras.layers.Layer]:
 
 
 def build_model(model_spec) -> keras.Sequential:
-    """(B, 28, 28) float32 -> (B, num_classes) logits."""
+    """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
+    if model_spec.architecture not in ("mlp", "logreg", "cnn"):
+        # The regression nets are not classifiers: they have their own contract.
+        raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
     if model_spec.architecture == "cnn":
         layers = conv_features(model_spec)
         width = math.prod(conv_output_shape(model_spec))

@@ -23,7 +23,31 @@ from torch import nn
 from compare.data import IMAGE_SHAPE
 from compare.spec import conv_output_shape
 
-ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+class _CustomReLUFunction(torch.autograd.Function):
+    """The tutorial's `MyReLU`: clamp forward, zero the gradient where the input is < 0."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        grad_input = grad_output.clone()
+        grad_input[x < 0] = 0
+        return grad_input
+
+
+class CustomReLU(nn.Module):
+    """ReLU through a hand-written backward (`torch.autograd.Function`)."""
+
+    def forward(self, x):
+        return _CustomReLUFunction.apply(x)
+
+
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "custom_relu": CustomReLU}
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 
 
@@ -36,16 +60,19 @@ def _initialize(tensor: torch.Tensor, kind: str, fan_in: int) -> None:
         nn.init.xavier_uniform_(tensor)
     elif kind == "zeros":
         nn.init.zeros_(tensor)
+    elif kind == "standard_normal":
+        nn.init.normal_(tensor, 0.0, 1.0)  # torch.randn, as the regression tutorial draws
     else:
         raise ValueError(f"unknown initializer {kind!r}")
 
 
 def dense(in_features: int, out_features: int, model_spec) -> nn.Linear:
-    layer = nn.Linear(in_features, out_features)
+    layer = nn.Linear(in_features, out_features, bias=model_spec.use_bias)
     # Parity: both sides initialise from the spec, not from their own defaults.
     with torch.no_grad():
         _initialize(layer.weight, model_spec.kernel_init, in_features)
-        _initialize(layer.bias, model_spec.bias_init, in_features)
+        if layer.bias is not None:
+            _initialize(layer.bias, model_spec.bias_init, in_features)
     return layer
 
 
@@ -83,7 +110,10 @@ def conv_features(model_spec) -> list[nn.Module]:
 
 
 def build_model(model_spec) -> nn.Sequential:
-    """(B, 28, 28) float32 -> (B, num_classes) logits."""
+    """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
+    if model_spec.architecture not in ("mlp", "logreg", "cnn"):
+        # The regression nets are not classifiers: they have their own contract.
+        raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
     if model_spec.architecture == "cnn":
         layers = conv_features(model_spec)
         width = math.prod(conv_output_shape(model_spec))

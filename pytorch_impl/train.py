@@ -2,8 +2,10 @@
 
 The runner hands each epoch's examples already in the shared shuffled order, so both
 frameworks see the same batches; the loss reported per epoch is the mean over
-examples, which is what Keras's `fit` logs. The parity suite also takes single steps,
-computes gradients and applies given gradients, always in the canonical layout.
+examples, which is what Keras's `fit` logs. With `data.pipeline = "native"` the
+examples come instead through each framework's own input path, as the seed scripts
+feed them (`train_epoch_native`). The parity suite also takes single steps, computes
+gradients and applies given gradients, always in the canonical layout.
 """
 
 from __future__ import annotations
@@ -32,12 +34,35 @@ def make_optimizer(parameters, train_spec) -> torch.optim.Optimizer:
             betas=(train_spec.beta_1, train_spec.beta_2),
             eps=train_spec.epsilon,  # Parity: explicit, Keras's default differs
         )
+    if train_spec.optimizer == "rmsprop":
+        # Parity: rho/eps explicit (torch's alpha defaults to 0.99, eps to 1e-8). The
+        # formulas still differ: torch adds eps outside the square root, Keras inside,
+        # so the two drift apart where gradients are tiny (parity-notes.md).
+        return torch.optim.RMSprop(
+            parameters,
+            lr=train_spec.learning_rate,
+            alpha=train_spec.rho,
+            eps=train_spec.epsilon,
+            momentum=train_spec.momentum,
+        )
     raise ValueError(f"unknown optimizer {train_spec.optimizer!r}")
 
 
-def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on logits, mean over the batch."""
-    return functional.cross_entropy(logits, labels)
+def loss_fn(logits: torch.Tensor, labels: torch.Tensor, loss: str = "cross_entropy"):
+    """The training loss, mean over the batch; the model always returns logits."""
+    if loss == "cross_entropy":
+        return functional.cross_entropy(logits, labels)
+    if loss == "log_softmax_nll":
+        # As the tutorials write it: a log-softmax output layer, then NLLLoss.
+        return functional.nll_loss(functional.log_softmax(logits, dim=1), labels)
+    if loss == "softmax_categorical_crossentropy":
+        # Parity: Keras takes one-hot targets (made before fit, as the seed script does);
+        # here they are made per batch. Keras computes CCE after a softmax output from
+        # the softmax's logits (softmax_cross_entropy_with_logits), never from clipped
+        # probabilities, so the same function is written out here.
+        one_hot = functional.one_hot(labels, logits.shape[1]).to(logits.dtype)
+        return -(one_hot * functional.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    raise ValueError(f"unknown loss {loss!r}")
 
 
 def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
@@ -90,23 +115,30 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, train_spec):
         self.model = model
         self.batch_size = train_spec.batch_size
+        self.loss = train_spec.loss
         self.optimizer = make_optimizer(model.parameters(), train_spec)
+        self._native_loader = None
 
     def _step(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(self.model(batch_x), batch_y)
+        loss = loss_fn(self.model(batch_x), batch_y, self.loss)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         return loss.detach()
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One pass over (x, y) in the given order; returns the mean training loss."""
+    def _train_batches(self, batches) -> float:
+        """One optimizer step per (inputs, targets) batch; the mean loss over examples."""
         self.model.train()
-        total = torch.zeros((), dtype=torch.float64)
-        for batch_x, batch_y in training_batches(x, y, self.batch_size):
+        total, count = torch.zeros((), dtype=torch.float64), 0
+        for batch_x, batch_y in batches:
             # Accumulate on the tensor: no per-step host sync.
             total += self._step(batch_x, batch_y) * len(batch_x)
-        return float(total) / len(x)
+            count += len(batch_x)
+        return float(total) / count
+
+    def train_epoch(self, x: np.ndarray, y: np.ndarray) -> float:
+        """One pass over (x, y) in the given order; returns the mean training loss."""
+        return self._train_batches(training_batches(x, y, self.batch_size))
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on one batch, as `train_epoch` takes it; returns its loss."""
@@ -120,6 +152,49 @@ class Trainer:
             parameter.grad = gradient
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+
+    def train_epoch_native(self, images: np.ndarray, y: np.ndarray, data_spec, seed: int):
+        """One epoch the way the PyTorch seed scripts feed data: a map-style dataset
+        converting each uint8 image with torchvision's ToTensor and Normalize, and a
+        DataLoader shuffling every epoch (its generator seeded once, from `seed`)."""
+        if self._native_loader is None:
+            dataset = NativeImages(images, y, data_spec)
+            generator = torch.Generator().manual_seed(seed)
+            self._native_loader = torch.utils.data.DataLoader(
+                dataset, batch_size=self.batch_size, shuffle=True, generator=generator
+            )
+        return self._train_batches(self._native_loader)
+
+
+# Parity: PyTorch only. Keras's native path (train_epoch_native) feeds fit the whole
+# preprocessed array, as the Keras seed script does; there is no per-example step.
+class NativeImages(torch.utils.data.Dataset):
+    """uint8 images converted one at a time, as torchvision's FashionMNIST dataset does:
+    PIL image, then ToTensor (divides by 255), then Normalize(mean, std)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, data_spec):
+        from torchvision import transforms
+
+        if data_spec.pixel_divisor == 255.0:
+            to_tensor = transforms.ToTensor()
+        else:  # ToTensor's division is fixed at 255; keep its per-example cost anyway.
+            divisor = data_spec.pixel_divisor
+            to_tensor = transforms.Compose(
+                [transforms.PILToTensor(), transforms.Lambda(lambda t: t.float() / divisor)]
+            )
+        self.transform = transforms.Compose(
+            [to_tensor, transforms.Normalize((data_spec.mean,), (data_spec.std,))]
+        )
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        image = self.transform(Image.fromarray(self.images[index], mode="L"))  # (1, 28, 28)
+        return image[0], self.labels[index]
 
 
 def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:

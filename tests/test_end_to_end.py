@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-from conftest import run_cli
+from conftest import QUICK_MLP, run_cli
 
 
 def test_quick_study_writes_complete_results(quick_study):
@@ -55,8 +55,6 @@ def test_report_files(quick_study):
 
 
 def test_rerun_skips_finished_runs(quick_study):
-    again = run_cli(
-        "run", "--profile", "quick", "--seeds", "2", "--out", str(quick_study), "--no-progress"
-    )
+    again = run_cli(*QUICK_MLP, "--out", str(quick_study))
     assert again.returncode == 0
     assert "0 ran ok, 4 already done" in again.stderr

@@ -54,7 +54,7 @@ def test_p_value_is_the_larger_of_two_one_sided_welch_tests():
 
 
 def test_runner_writes_equivalence_json(tmp_path):
-    study = studies.builtin_study("default")
+    study = studies.select_models(studies.builtin_study("default"), ["mlp"])
     options = runner.Options(seeds=5, out=tmp_path, profile="quick")
     planned = runner.plan(study, options)
     for run in planned:

@@ -187,7 +187,11 @@ def test_deterministic_auto_device_and_network_are_recorded(isolation):
 
 
 def torch_study(seeds: int) -> list[str]:
-    return ["--frameworks", "torch", "--seeds", str(seeds), "--threads", "1", *TINY_ARGS]
+    # mlp only: the default study holds every catalog model.
+    return [
+        *("--models", "mlp", "--frameworks", "torch", "--seeds", str(seeds)),
+        *("--threads", "1", *TINY_ARGS),
+    ]
 
 
 def test_sigkill_of_the_runner_then_rerun_completes_identically(tmp_path):
