@@ -45,8 +45,14 @@ browser:
 
 compare: data
 	$(PY) -m compare run --out $(OUT) $(ARGS)
+	@# A failing parity check must not hide the study: the report shows it as FAIL.
+	-$(PY) -m compare parity --out $(OUT)
 	$(PY) -m compare report --out $(OUT)
 	@echo "Open $(OUT)/index.html"
+
+bench: data
+	$(PY) -m compare bench --out $(OUT) $(ARGS)
+	$(PY) -m compare report --out $(OUT)
 
 parity: data
 	$(PY) -m compare parity --out $(OUT) $(ARGS)

@@ -71,6 +71,24 @@ def build_parser() -> Parser:
         action="store_true",
         help="turn on each framework's deterministic kernels (recorded in every result)",
     )
+    run.add_argument(
+        "--modes", type=_csv, default=["tuned"], help="tuned,idiomatic (see compare/modes.py)"
+    )
+    run.add_argument(
+        "--keras-backend",
+        dest="keras_backends",
+        type=_csv,
+        default=["tensorflow"],
+        help="Keras backends to run: tensorflow,jax,torch",
+    )
+
+    bench = commands.add_parser("bench", help="benchmark the headline MLP (modes, threads)")
+    bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
+    bench.add_argument("--repeats", type=_positive_int, default=3)
+    bench.add_argument("--epochs", type=_positive_int, default=5, help="1 first + steady epochs")
+    bench.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
+    bench.add_argument("--no-thread-sweep", action="store_true", help="skip the 1..N sweep")
+    bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     report = commands.add_parser("report", help="write OUT/index.html and OUT/results.csv")
     report.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
@@ -117,8 +135,27 @@ def cmd_run(args) -> int:
         overrides=tuple(args.overrides),
         progress=not args.no_progress,
         deterministic=args.deterministic,
+        modes=tuple(args.modes),
+        keras_backends=tuple(args.keras_backends),
     )
     return runner.run_study(study, options)
+
+
+def cmd_bench(args) -> int:
+    from compare import bench, worker
+
+    worker.forbid_network()
+    if args.epochs < 2:
+        raise UserError("--epochs must be >= 2: the first epoch is not a steady-state one")
+    options = bench.BenchOptions(
+        out=args.out,
+        repeats=args.repeats,
+        epochs=args.epochs,
+        threads=args.threads,
+        thread_sweep=not args.no_thread_sweep,
+        progress=not args.no_progress,
+    )
+    return bench.run_bench(options)
 
 
 def cmd_report(args) -> int:
@@ -211,6 +248,7 @@ def cmd_worker(args) -> int:
 
 COMMANDS = {
     "run": cmd_run,
+    "bench": cmd_bench,
     "report": cmd_report,
     "data": cmd_data,
     "list": cmd_list,

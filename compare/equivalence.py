@@ -80,7 +80,11 @@ def verdicts(runs: list[dict], margin: float) -> list[dict]:
     accuracies: dict[str, dict[str, list[float]]] = {}
     for run in runs:
         by_framework = accuracies.setdefault(run["experiment"], {"torch": [], "keras": []})
-        if run.get("status") == "ok" and run["framework"] in by_framework:
+        if (
+            run.get("status") == "ok"
+            and run["framework"] in by_framework
+            and results.is_reference_pair(run)
+        ):
             by_framework[run["framework"]].append(run["test_accuracy"])
     return [
         verdict(experiment, values["torch"], values["keras"], margin)

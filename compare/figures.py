@@ -106,3 +106,17 @@ def confusion_matrices(matrices: dict[str, np.ndarray]) -> bytes:
         axis.tick_params(labelsize=7)
     figure.tight_layout()
     return to_png(figure)
+
+
+def thread_scaling(sweep: pd.DataFrame) -> bytes:
+    """Steady epoch seconds against the pinned thread count, per implementation."""
+    figure, axis = plt.subplots(figsize=(5, 3.2))
+    sns.lineplot(
+        data=sweep, x="threads", y="steady_epoch_seconds", hue="implementation",
+        palette=palette(sweep["implementation"]), marker="o", ax=axis,
+    )  # fmt: skip
+    axis.set_xticks(sorted(sweep["threads"].unique()))
+    axis.set_ylabel("steady epoch seconds")
+    axis.set_ylim(bottom=0)
+    figure.tight_layout()
+    return to_png(figure)

@@ -95,17 +95,33 @@ def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
     return rows
 
 
+def _variant(entry: dict) -> str:
+    return results.variant(entry["framework"], entry.get("keras_backend"), entry.get("mode"))
+
+
 def current_runs(runs: list[dict], planned: list[dict]) -> tuple[list[dict], list[dict]]:
     """Split results into those of the last study's specs and stale ones (an older spec
     left in the same directory), so seeds of different specs are never averaged."""
     if not planned or not all("spec_hash" in p for p in planned):
         return runs, []
-    wanted = {(p["experiment"], p["framework"], p["seed"], p["spec_hash"]) for p in planned}
+    wanted = {(p["experiment"], _variant(p), p["seed"], p["spec_hash"]) for p in planned}
     keep, stale = [], []
     for run in runs:
-        key = (run["experiment"], run["framework"], run["seed"], run.get("spec_hash"))
+        key = (run["experiment"], _variant(run), run["seed"], run.get("spec_hash"))
         (keep if key in wanted else stale).append(run)
     return keep, stale
+
+
+def bench_section(out: pathlib.Path) -> dict | None:
+    """The benchmark's table and thread-scaling chart, when `make bench` has run."""
+    bench = _optional_json(out / "bench" / "bench.json")
+    if bench is None:
+        return None
+    sweep = pd.DataFrame(bench.get("thread_sweep", []))
+    return {
+        **bench,
+        "scaling": _data_uri(figures.thread_scaling(sweep)) if not sweep.empty else None,
+    }
 
 
 def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
@@ -149,6 +165,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "regression": regression.agreement(runs),
         "regression_rtol": regression.LOSS_RTOL,
         "run_count": len(runs),
+        "bench": bench_section(out),
         "stale": [f"{r['experiment']} / {r['framework']} / seed {r['seed']}" for r in stale],
     }
 

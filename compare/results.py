@@ -16,8 +16,42 @@ import pathlib
 import re
 import tempfile
 
+from compare import modes
+
 SCHEMA_VERSION = 1
 FRAMEWORKS = ("torch", "keras")
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
+DEFAULT_KERAS_BACKEND = "tensorflow"
+
+
+def variant(framework: str, keras_backend: str | None = None, mode: str | None = None) -> str:
+    """A run's implementation as a file-name part: `torch`, `keras`, `keras_jax`,
+    `torch-idiomatic`. The defaults (TensorFlow backend, tuned mode) add nothing, so the
+    plain names mean the classic pairing."""
+    name = framework
+    if framework == "keras" and keras_backend not in (None, DEFAULT_KERAS_BACKEND):
+        name += f"_{keras_backend}"
+    if mode not in (None, modes.DEFAULT_MODE):
+        name += f"-{mode}"
+    return name
+
+
+def implementation_label(run: dict) -> str:
+    """How the report names a run's implementation: `torch`, `keras[jax]`,
+    `torch (idiomatic)`."""
+    label = run["framework"]
+    backend = run.get("keras_backend") or (run.get("runtime") or {}).get("keras_backend")
+    if run["framework"] == "keras" and backend not in (None, DEFAULT_KERAS_BACKEND):
+        label += f"[{backend}]"
+    if run.get("mode") not in (None, modes.DEFAULT_MODE):
+        label += f" ({run['mode']})"
+    return label
+
+
+def is_reference_pair(run: dict) -> bool:
+    """Native PyTorch vs Keras on TensorFlow, both in the default mode: the pairing the
+    equivalence verdict is about."""
+    return implementation_label(run) in FRAMEWORKS
 
 
 def safe_name(name: str) -> str:
@@ -28,8 +62,8 @@ def safe_name(name: str) -> str:
     return cleaned
 
 
-def run_path(out: pathlib.Path, experiment: str, framework: str, seed: int) -> pathlib.Path:
-    return out / "runs" / safe_name(experiment) / f"{framework}-seed{seed}.json"
+def run_path(out: pathlib.Path, experiment: str, variant: str, seed: int) -> pathlib.Path:
+    return out / "runs" / safe_name(experiment) / f"{variant}-seed{seed}.json"
 
 
 def finite_or_none(value):

@@ -38,7 +38,7 @@ import tempfile
 import time
 
 from compare import data as data_mod
-from compare import devices, environment, equivalence, results, studies
+from compare import devices, environment, equivalence, modes, results, studies
 from compare.errors import UserError
 from compare.spec import ExperimentSpec, StudySpec, apply_overrides, resolve, validate
 
@@ -53,12 +53,18 @@ class Run:
     experiment: ExperimentSpec  # as this framework runs it (see effective_spec)
     framework: str
     seed: int
+    mode: str = modes.DEFAULT_MODE
+    keras_backend: str | None = None  # Keras runs only
     # The experiment's per-framework table, recorded in the result; not part of the
     # run's identity (the spec above already holds this side's values).
     framework_overrides: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
     def path(self, out: pathlib.Path) -> pathlib.Path:
-        return results.run_path(out, self.experiment.name, self.framework, self.seed)
+        return results.run_path(out, self.experiment.name, self.variant, self.seed)
+
+    @property
+    def variant(self) -> str:
+        return results.variant(self.framework, self.keras_backend, self.mode)
 
     def log_path(self, out: pathlib.Path) -> pathlib.Path:
         path = self.path(out)
@@ -66,7 +72,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.experiment.name}/{self.framework}/seed{self.seed}"
+        return f"{self.experiment.name}/{self.variant}/seed{self.seed}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +87,8 @@ class Options:
     overrides: tuple[str, ...] = ()
     progress: bool = True
     deterministic: bool = False
+    modes: tuple[str, ...] = (modes.DEFAULT_MODE,)
+    keras_backends: tuple[str, ...] = (results.DEFAULT_KERAS_BACKEND,)
 
 
 def check_options(options: Options) -> None:
@@ -97,6 +105,15 @@ def check_options(options: Options) -> None:
         raise UserError(f"--threads must be >= 1, got {options.threads}")
     if options.seeds is not None and options.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {options.seeds}")
+    for name, given, known in (
+        ("mode", options.modes, modes.MODES),
+        ("Keras backend", options.keras_backends, results.KERAS_BACKENDS),
+    ):
+        if not given:
+            raise UserError(f"no {name} given (choose from: {', '.join(known)})")
+        for value in given:
+            if value not in known:
+                raise UserError(f"unknown {name} '{value}' (choose from: {', '.join(known)})")
 
 
 def effective_spec(experiment: ExperimentSpec, framework: str, options: Options):
@@ -122,9 +139,25 @@ def plan(study: StudySpec, options: Options) -> list[Run]:
         sides = {fw: effective_spec(experiment, fw, options) for fw in options.frameworks}
         for seed in range(seeds):
             for framework in options.frameworks:
-                side = sides[framework]
-                runs.append(Run(side, framework, seed, experiment.framework_overrides))
+                backends = options.keras_backends if framework == "keras" else (None,)
+                for backend in backends:
+                    for mode in options.modes:
+                        runs.append(
+                            Run(
+                                sides[framework],
+                                framework,
+                                seed,
+                                mode=mode,
+                                keras_backend=backend,
+                                framework_overrides=experiment.framework_overrides,
+                            )  # fmt: skip
+                        )
     return runs
+
+
+def variant_label(result: dict) -> str:
+    """The implementation a result belongs to, as the report and the benchmark name it."""
+    return results.implementation_label(result)
 
 
 # --- the output directory -----------------------------------------------------------
@@ -189,8 +222,11 @@ def kept_result(run: Run, options: Options) -> dict | None:
 # --- worker processes ---------------------------------------------------------------
 
 
-def _child_env(threads: int) -> dict:
+def _child_env(threads: int, keras_backend: str | None = None) -> dict:
     env = dict(os.environ)
+    if keras_backend:
+        # Keras reads its backend once, at import: the worker's environment decides it.
+        env["KERAS_BACKEND"] = keras_backend
     # Same thread count for both frameworks, set before either runtime starts.
     env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -251,6 +287,8 @@ def execute_run(run: Run, options: Options, on_event) -> dict:
         "framework_overrides": run.framework_overrides,
         "framework": run.framework,
         "seed": run.seed,
+        "mode": run.mode,
+        "keras_backend": run.keras_backend,
         "threads": options.threads,
         "device": options.device,
         "deterministic": options.deterministic,
@@ -268,7 +306,7 @@ def execute_run(run: Run, options: Options, on_event) -> dict:
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            env=_child_env(options.threads),
+            env=_child_env(options.threads, run.keras_backend),
             cwd=environment.ROOT,
         )
         try:
@@ -306,6 +344,8 @@ def execute_run(run: Run, options: Options, on_event) -> dict:
             "experiment": run.experiment.name,
             "framework": run.framework,
             "seed": run.seed,
+            "mode": run.mode,
+            "keras_backend": run.keras_backend,
             "spec": run.experiment.to_dict(),
             "spec_hash": run.experiment.spec_hash(),
             "deterministic": options.deterministic,
@@ -408,6 +448,9 @@ def run_study(study: StudySpec, options: Options) -> int:
                 {
                     "experiment": r.experiment.name,
                     "framework": r.framework,
+                    "variant": r.variant,
+                    "mode": r.mode,
+                    "keras_backend": r.keras_backend,
                     "seed": r.seed,
                     "spec_hash": r.experiment.spec_hash(),
                 }

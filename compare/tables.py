@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats
 from sklearn import metrics as skmetrics
 
+from compare import results
 from compare.data import CLASS_NAMES
 from compare.studies import HEADLINE
 
@@ -29,20 +30,16 @@ EPOCH_KEYS = ["experiment", "implementation", "framework", "seed", "status", "sp
 
 def implementation(run: dict) -> str:
     """The label a run is compared under: framework, Keras backend, execution mode."""
-    label = run["framework"]
-    backend = (run.get("runtime") or {}).get("keras_backend")
-    if backend and backend != "tensorflow":
-        label += f"[{backend}]"
-    if run.get("mode"):
-        label += f" ({run['mode']})"
-    return label
+    return results.implementation_label(run)
 
 
 def _run_row(run: dict) -> dict:
     row = {key: run.get(key) for key in RUN_COLUMNS}
     row.update({k: v for k, v in (run.get("timing") or {}).items() if k in RUN_COLUMNS})
     row["implementation"] = implementation(run)
-    row["keras_backend"] = (run.get("runtime") or {}).get("keras_backend")
+    row["keras_backend"] = run.get("keras_backend") or (run.get("runtime") or {}).get(
+        "keras_backend"
+    )
     return row
 
 
@@ -151,5 +148,10 @@ def per_class_accuracy(runs_by_impl: dict[str, list[dict]]) -> pd.DataFrame:
 
 def missing_runs(planned: list[dict], runs: list[dict]) -> list[dict]:
     """Planned runs without a result file (e.g. the study was interrupted)."""
-    have = {(r["experiment"], r["framework"], r["seed"]) for r in runs}
-    return [p for p in planned if (p["experiment"], p["framework"], p["seed"]) not in have]
+
+    def key(entry):
+        variant = results.variant(entry["framework"], entry.get("keras_backend"), entry.get("mode"))
+        return (entry["experiment"], variant, entry["seed"])
+
+    have = {key(r) for r in runs}
+    return [p for p in planned if key(p) not in have]

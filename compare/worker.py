@@ -38,7 +38,7 @@ import time
 import traceback
 
 from compare import data as data_mod
-from compare import environment, metrics, regression, results, timing
+from compare import environment, metrics, modes, regression, results, timing
 from compare.errors import UserError
 from compare.spec import REGRESSORS, ExperimentSpec, from_dict
 
@@ -121,6 +121,7 @@ def train_and_evaluate(request: dict, result: dict) -> None:
     """Fill `result` in place, so a failure keeps everything measured before it."""
     experiment = from_dict(ExperimentSpec, request["experiment"])
     seed, framework = request["seed"], request["framework"]
+    mode = request.get("mode", modes.DEFAULT_MODE)
     train_spec = experiment.train
     phases = timing.PhaseTimer()
     result["phase_seconds"] = phases.seconds
@@ -153,7 +154,7 @@ def train_and_evaluate(request: dict, result: dict) -> None:
 
     with phases.phase("build"):
         model = impl.build_model(experiment.model)
-        trainer = impl.Trainer(model, train_spec)
+        trainer = impl.Trainer(model, train_spec, mode)
     result["parameter_count"] = impl.count_parameters(model)
 
     def score(x, y):
@@ -172,6 +173,14 @@ def train_and_evaluate(request: dict, result: dict) -> None:
             def one_epoch():
                 return trainer.train_epoch_native(
                     shared.train_images, shared.y_train, experiment.data, seed
+                )
+        elif mode == "idiomatic":
+            # The tutorials' input path (compare/modes.py), in the shared order.
+            order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
+
+            def one_epoch(order=order):
+                return trainer.train_epoch_native(
+                    shared.train_images, shared.y_train, experiment.data, seed, order=order
                 )
         else:
             order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
@@ -218,6 +227,8 @@ def execute(request: dict) -> int:
         "experiment": experiment["name"],
         "framework": request["framework"],
         "seed": request["seed"],
+        "mode": request.get("mode", modes.DEFAULT_MODE),
+        "keras_backend": request.get("keras_backend"),
         "spec": experiment,
         "spec_hash": request["spec_hash"],
         # The experiment's deliberate per-framework differences (empty: the same model).

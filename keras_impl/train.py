@@ -20,6 +20,7 @@ from keras import ops
 from keras.src.trainers.data_adapters import get_data_adapter
 
 from compare import data as data_mod
+from compare import modes
 from keras_impl.model import get_weights, set_weights
 
 
@@ -165,11 +166,20 @@ def loss_and_gradients(
 class Trainer:
     """Owns the optimizer state for one model."""
 
-    def __init__(self, model: keras.Model, train_spec):
+    def __init__(self, model: keras.Model, train_spec, mode: str = modes.DEFAULT_MODE):
         self.model = model
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss
-        model.compile(optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss))
+        # Tuned: an XLA-compiled train step, several steps per compiled call (fewer host
+        # syncs); idiomatic: compile's defaults (no XLA on a CPU-only machine).
+        execution = (
+            {"jit_compile": True, "steps_per_execution": modes.KERAS_TUNED_STEPS_PER_EXECUTION}
+            if mode == "tuned"
+            else {}
+        )
+        model.compile(
+            optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss), **execution
+        )
         self._native_inputs = None
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
@@ -187,15 +197,20 @@ class Trainer:
         )
         return float(history.history["loss"][0])
 
-    def train_epoch_native(self, images: np.ndarray, y: np.ndarray, data_spec, seed: int):
-        """One epoch the way the Keras seed script feeds data: the whole preprocessed
-        array in memory, `fit` shuffling it every epoch (from Keras's global seed, set
-        from `seed` by `configure`)."""
+    def train_epoch_native(
+        self, images: np.ndarray, y: np.ndarray, data_spec, seed: int, order=None
+    ) -> float:
+        """One epoch the way the Keras seed script feeds data: the whole array
+        preprocessed once and kept in memory, then `fit`. With `order` (idiomatic mode)
+        fit follows the shared epoch order; without it, fit shuffles every epoch itself
+        (from Keras's global seed, set from `seed` by `configure`)."""
         if self._native_inputs is None:
             self._native_inputs = (data_mod.preprocess(images, data_spec), self._targets(y))
         x, targets = self._native_inputs
+        if order is not None:
+            x, targets = x[order], targets[order]
         history = self.model.fit(
-            x, targets, batch_size=self.batch_size, epochs=1, shuffle=True, verbose=0
+            x, targets, batch_size=self.batch_size, epochs=1, shuffle=order is None, verbose=0
         )
         return float(history.history["loss"][0])
 

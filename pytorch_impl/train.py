@@ -14,16 +14,21 @@ import numpy as np
 import torch
 from torch.nn import functional
 
+from compare import modes
 from pytorch_impl.model import get_weights, set_weights
 
 
-def make_optimizer(parameters, train_spec) -> torch.optim.Optimizer:
+def make_optimizer(parameters, train_spec, mode: str = modes.DEFAULT_MODE):
+    # Tuned: one fused kernel per step for all parameters (same update, fewer launches);
+    # None lets torch pick its default (foreach) implementation.
+    fused = True if mode == "tuned" else None
     if train_spec.optimizer == "sgd":
         return torch.optim.SGD(
             parameters,
             lr=train_spec.learning_rate,
             momentum=train_spec.momentum,
             nesterov=train_spec.nesterov,
+            fused=fused,
         )
     if train_spec.optimizer == "adam":
         # Parity: with adam_formula "torch" the Keras side re-implements this update;
@@ -33,6 +38,7 @@ def make_optimizer(parameters, train_spec) -> torch.optim.Optimizer:
             lr=train_spec.learning_rate,
             betas=(train_spec.beta_1, train_spec.beta_2),
             eps=train_spec.epsilon,  # Parity: explicit, Keras's default differs
+            fused=fused,
         )
     if train_spec.optimizer == "rmsprop":
         # Parity: rho/eps explicit (torch's alpha defaults to 0.99, eps to 1e-8). The
@@ -112,11 +118,12 @@ def loss_and_gradients(
 class Trainer:
     """Owns the optimizer state for one model."""
 
-    def __init__(self, model: torch.nn.Module, train_spec):
+    def __init__(self, model: torch.nn.Module, train_spec, mode: str = modes.DEFAULT_MODE):
         self.model = model
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss
-        self.optimizer = make_optimizer(model.parameters(), train_spec)
+        self.optimizer = make_optimizer(model.parameters(), train_spec, mode)
+        self._native_dataset = None
         self._native_loader = None
 
     def _step(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
@@ -153,16 +160,27 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
 
-    def train_epoch_native(self, images: np.ndarray, y: np.ndarray, data_spec, seed: int):
+    def train_epoch_native(
+        self, images: np.ndarray, y: np.ndarray, data_spec, seed: int, order=None
+    ) -> float:
         """One epoch the way the PyTorch seed scripts feed data: a map-style dataset
-        converting each uint8 image with torchvision's ToTensor and Normalize, and a
-        DataLoader shuffling every epoch (its generator seeded once, from `seed`)."""
+        converting each uint8 image with torchvision's ToTensor and Normalize, batched by
+        a DataLoader. With `order` (idiomatic mode) the loader follows the shared epoch
+        order; without it, it shuffles every epoch itself (its generator seeded once,
+        from `seed`), as the seed scripts do."""
+        if self._native_dataset is None:
+            self._native_dataset = NativeImages(images, y, data_spec)
+        if order is not None:
+            loader = torch.utils.data.DataLoader(
+                self._native_dataset, batch_size=self.batch_size, sampler=order.tolist()
+            )
+            return self._train_batches(loader)
         if self._native_loader is None:
-            dataset = NativeImages(images, y, data_spec)
             generator = torch.Generator().manual_seed(seed)
             self._native_loader = torch.utils.data.DataLoader(
-                dataset, batch_size=self.batch_size, shuffle=True, generator=generator
-            )
+                self._native_dataset, batch_size=self.batch_size, shuffle=True,
+                generator=generator,
+            )  # fmt: skip
         return self._train_batches(self._native_loader)
 
 

@@ -1,0 +1,190 @@
+"""`make bench`: the headline MLP in both execution modes and both frameworks, repeated.
+
+A benchmark, not a test: it measures, prints a table and writes `OUT/bench/bench.json`
+(which the report shows); it never asserts a time. The runs go through the ordinary
+runner (one process per run, pinned threads, the shared timing definition), so the
+benchmark measures exactly what a study measures. In this process, with the same
+thread count, it also measures the machine's GEMM throughput at the model's shapes
+(`compare.roofline`), so each steady epoch can be given as a multiple of the time its
+matrix products alone would take.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import statistics
+
+import pandas as pd
+
+from compare import modes, results, roofline, runner, studies
+from compare.spec import StudySpec, train_size
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    out: pathlib.Path = pathlib.Path("reports")
+    repeats: int = 3
+    epochs: int = 5
+    threads: int = os.cpu_count() or 1
+    thread_sweep: bool = True
+    frameworks: tuple[str, ...] = results.FRAMEWORKS
+    modes: tuple[str, ...] = modes.MODES
+    progress: bool = True
+
+
+def bench_study(options: BenchOptions) -> StudySpec:
+    """The headline MLP's documented recipe with fewer epochs: 1 first + steady ones."""
+    experiment = studies.MODELS[studies.HEADLINE]
+    train = dataclasses.replace(experiment.train, epochs=options.epochs)
+    experiment = dataclasses.replace(experiment, train=train)
+    return StudySpec(name="bench", experiments=(experiment,), seeds=options.repeats)
+
+
+def _steady_epochs(run: dict) -> list[float]:
+    return [e["epoch_seconds"] for e in run["epochs"][1:]]
+
+
+def summarize(runs: list[dict], gemm_seconds: float, examples: int) -> pd.DataFrame:
+    """One row per implementation: medians over repeats, ranges over all steady epochs."""
+    rows = []
+    for run in runs:
+        if run.get("status") != "ok":
+            continue
+        rows.append(
+            {
+                "implementation": runner.variant_label(run),
+                "framework": run["framework"],
+                "mode": run.get("mode"),
+                "seed": run["seed"],
+                "first_epoch_seconds": run["epochs"][0]["epoch_seconds"],
+                "steady_median": statistics.median(_steady_epochs(run)),
+                "steady_min": min(_steady_epochs(run)),
+                "steady_max": max(_steady_epochs(run)),
+                "test_accuracy": run["test_accuracy"],
+            }
+        )
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    table = frame.groupby(["implementation", "framework", "mode"], sort=False).agg(
+        repeats=("seed", "count"),
+        first_epoch_seconds=("first_epoch_seconds", "median"),
+        steady_epoch_seconds=("steady_median", "median"),
+        steady_min=("steady_min", "min"),
+        steady_max=("steady_max", "max"),
+        test_accuracy=("test_accuracy", "mean"),
+    )
+    table = table.reset_index()
+    table["within_run_spread"] = (
+        frame.assign(spread=frame["steady_max"] / frame["steady_min"])
+        .groupby("implementation", sort=False)["spread"]
+        .max()
+        .reindex(table["implementation"])
+        .to_numpy()
+    )
+    table["samples_per_second"] = examples / table["steady_epoch_seconds"]
+    table["gemm_multiple"] = table["steady_epoch_seconds"] / gemm_seconds
+    reference = table.loc[
+        (table["framework"] == "torch") & (table["mode"] == "idiomatic"), "steady_epoch_seconds"
+    ]
+    table["ratio_to_idiomatic_torch"] = (
+        table["steady_epoch_seconds"] / reference.iloc[0] if len(reference) else float("nan")
+    )
+    for framework in table["framework"].unique():
+        mine = table["framework"] == framework
+        idiomatic = table.loc[mine & (table["mode"] == "idiomatic"), "steady_epoch_seconds"]
+        table.loc[mine, "ratio_to_own_idiomatic"] = (
+            table.loc[mine, "steady_epoch_seconds"] / idiomatic.iloc[0]
+            if len(idiomatic)
+            else float("nan")
+        )
+    return table
+
+
+def format_table(table: pd.DataFrame) -> str:
+    shown = pd.DataFrame(
+        {
+            "implementation": table["implementation"],
+            "repeats": table["repeats"],
+            "steady s (median)": table["steady_epoch_seconds"].map("{:.3f}".format),
+            "min-max s": [
+                f"{low:.3f}-{high:.3f}"
+                for low, high in zip(table["steady_min"], table["steady_max"], strict=True)
+            ],
+            "samples/s": table["samples_per_second"].map("{:.0f}".format),
+            "x GEMM": table["gemm_multiple"].map("{:.2f}".format),
+            "/ idiomatic torch": table["ratio_to_idiomatic_torch"].map("{:.2f}".format),
+            "/ own idiomatic": table["ratio_to_own_idiomatic"].map("{:.2f}".format),
+            "first epoch s": table["first_epoch_seconds"].map("{:.2f}".format),
+            "test acc": table["test_accuracy"].map("{:.4f}".format),
+        }
+    )
+    return shown.to_string(index=False)
+
+
+def run_bench(options: BenchOptions) -> int:
+    """Run the benchmark, print the table, write OUT/bench/bench.json; 0 when all ran."""
+    import torch  # the GEMM probe uses PyTorch's BLAS too; pin it like a worker's
+
+    torch.set_num_threads(options.threads)
+    out = options.out / "bench"
+    study = bench_study(options)
+    (experiment,) = study.experiments
+    examples = train_size(experiment.data)
+    run_options = runner.Options(
+        frameworks=options.frameworks,
+        modes=options.modes,
+        seeds=options.repeats,
+        threads=options.threads,
+        out=out / "modes",
+        progress=options.progress,
+    )
+    status = runner.run_study(study, run_options)
+    gemm = roofline.epoch_gemm_seconds(experiment.model, examples, experiment.train.batch_size)
+    table = summarize(results.load_runs(out / "modes"), gemm["epoch_gemm_seconds"], examples)
+    modes_study = results.read_json(out / "modes" / "study.json")
+
+    sweep = []
+    if options.thread_sweep:
+        for threads in range(1, options.threads + 1):
+            sweep_options = dataclasses.replace(
+                run_options, modes=("tuned",), seeds=1, threads=threads,
+                out=out / f"threads-{threads}",
+            )  # fmt: skip
+            status = max(status, runner.run_study(study, sweep_options))
+            for run in results.load_runs(sweep_options.out):
+                if run.get("status") == "ok":
+                    sweep.append(
+                        {
+                            "implementation": runner.variant_label(run),
+                            "threads": threads,
+                            "steady_epoch_seconds": run["timing"]["steady_epoch_seconds"],
+                        }
+                    )
+    print(f"GEMM-bound epoch: {gemm['epoch_gemm_seconds']:.3f} s "
+          f"({gemm['epoch_flops'] / 1e9:.1f} GFLOP, {options.threads} threads)")  # fmt: skip
+    print(format_table(table))
+    overhead = modes_study.get("harness_overhead_seconds")
+    if overhead is not None:
+        print(f"harness overhead: {overhead:.1f} s of {modes_study['wall_seconds']:.1f} s "
+              f"({100 * overhead / modes_study['wall_seconds']:.1f} %)")  # fmt: skip
+    results.write_json_atomic(
+        out / "bench.json",
+        results.finite_or_none(
+            {
+                "threads": options.threads,
+                "epochs": options.epochs,
+                "repeats": options.repeats,
+                "roofline": gemm,
+                "table": table.to_dict("records"),
+                "thread_sweep": sweep,
+                "harness": {
+                    "wall_seconds": modes_study.get("wall_seconds"),
+                    "overhead_seconds": overhead,
+                },
+            }
+        ),
+    )
+    return status

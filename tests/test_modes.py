@@ -1,0 +1,100 @@
+"""Execution modes and the benchmark's arithmetic: modes change time, never results."""
+
+from __future__ import annotations
+
+import collections
+import json
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from compare import bench, report, results, roofline, studies
+
+
+def test_idiomatic_mode_matches_tuned_results(quick_study, tmp_path):
+    out = tmp_path / "idiomatic"
+    run = run_cli("run", "--models", "mlp", "--profile", "quick", "--seeds", "1",
+                  "--modes", "idiomatic", "--out", str(out), "--no-progress")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    for framework in ("torch", "keras"):
+        idiomatic = json.loads((out / "runs/mlp" / f"{framework}-idiomatic-seed0.json").read_text())
+        tuned = json.loads((quick_study / "runs/mlp" / f"{framework}-seed0.json").read_text())
+        assert (idiomatic["mode"], tuned["mode"]) == ("idiomatic", "tuned")
+        assert idiomatic["split_manifest_hash"] == tuned["split_manifest_hash"]
+        # Same batches in the same order: only kernels (fused optimizer, XLA) may differ.
+        np.testing.assert_allclose(
+            [e["train_loss"] for e in idiomatic["epochs"]],
+            [e["train_loss"] for e in tuned["epochs"]],
+            rtol=1e-3,
+        )
+        assert abs(idiomatic["test_accuracy"] - tuned["test_accuracy"]) <= 0.01
+    labels = {results.implementation_label(r) for r in results.load_runs(out)}
+    assert labels == {"torch (idiomatic)", "keras (idiomatic)"}
+
+
+def test_epoch_products_of_the_headline_mlp():
+    model = studies.MODELS["mlp"].model
+    layers = roofline.dense_layers(model)
+    assert layers == [(784, 256), (256, 64), (64, 10)]
+    products = roofline.epoch_products(layers, examples=130, batch_size=64)
+    # 2 full batches and one of 2; the first layer needs no input gradient.
+    assert products[(64, 784, 256)] == 2 and products[(2, 784, 256)] == 1
+    assert products[(784, 64, 256)] == 2 and products[(784, 2, 256)] == 1
+    assert (64, 256, 784) not in products and products[(64, 64, 256)] == 2
+    assert sum(products.values()) == 3 * (3 + 3 + 2)
+
+
+def test_gemm_measurement_is_positive_and_adds_up():
+    products = collections.Counter({(8, 16, 4): 3, (16, 8, 4): 2})
+    measured = roofline.measure(products, repeats=2, inner=5)
+    assert measured["epoch_flops"] == 2 * 8 * 16 * 4 * 5
+    rows = measured["per_shape"]
+    assert measured["epoch_gemm_seconds"] == pytest.approx(
+        sum(r["seconds"] * r["count"] for r in rows)
+    )
+    assert all(r["seconds"] > 0 and r["backend"] in ("numpy", "torch") for r in rows)
+
+
+def _fake_run(framework, mode, seed, steady):
+    return {"framework": framework, "mode": mode, "seed": seed, "status": "ok",
+            "test_accuracy": 0.8, "epochs": [{"epoch_seconds": 9.0}]
+            + [{"epoch_seconds": s} for s in steady]}  # fmt: skip
+
+
+def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
+    runs = [
+        _fake_run("torch", "idiomatic", 0, [4.0, 4.4]),
+        _fake_run("torch", "tuned", 0, [1.0, 1.1]),
+        _fake_run("keras", "idiomatic", 0, [3.0, 3.0]),
+        _fake_run("keras", "tuned", 0, [1.5, 1.5]),
+    ]
+    table = bench.summarize(runs, gemm_seconds=0.5, examples=1000).set_index("implementation")
+    assert table.loc["torch", "steady_epoch_seconds"] == pytest.approx(1.05)
+    assert table.loc["torch", "gemm_multiple"] == pytest.approx(2.1)
+    assert table.loc["torch", "ratio_to_own_idiomatic"] == pytest.approx(1.05 / 4.2)
+    assert table.loc["keras", "ratio_to_idiomatic_torch"] == pytest.approx(1.5 / 4.2)
+    assert table.loc["torch (idiomatic)", "within_run_spread"] == pytest.approx(1.1)
+    assert table.loc["keras", "samples_per_second"] == pytest.approx(1000 / 1.5)
+    assert "x GEMM" in bench.format_table(table.reset_index())
+
+    out = tmp_path / "with-bench"
+    shutil.copytree(quick_study / "runs", out / "runs")
+    results.write_json_atomic(
+        out / "bench" / "bench.json",
+        results.finite_or_none(
+            {
+                "threads": 2, "epochs": 3, "repeats": 1,
+                "roofline": {"epoch_gemm_seconds": 0.5, "epoch_flops": 2e9, "per_shape": []},
+                "table": table.reset_index().to_dict("records"),
+                "thread_sweep": [
+                    {"implementation": "torch", "threads": 1, "steady_epoch_seconds": 2.0},
+                    {"implementation": "torch", "threads": 2, "steady_epoch_seconds": 1.2},
+                ],
+                "harness": {"wall_seconds": 100.0, "overhead_seconds": 2.0},
+            }
+        ),
+    )  # fmt: skip
+    html = report.write_report(out).read_text()
+    assert 'id="bench-table"' in html and "thread scaling" in html and "(2.0 %)" in html
