@@ -32,6 +32,8 @@ ARCHITECTURES = ("mlp", "cnn")
 POOLINGS = ("none", "avg", "global_avg")
 LOGITS_FROM = ("dense", "conv")
 INITIALIZERS = ("uniform_fan_in", "glorot_uniform", "zeros")
+# Keras 3's backends; TensorFlow is the default (the classic Keras vs PyTorch pairing).
+KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 # "native": each framework's stock Adam (what the study trains with). "torch": the Keras
 # side re-implements torch's update, so lockstep parity can hold (see parity-notes.md).
 ADAM_FORMULAS = ("native", "torch")
