@@ -68,7 +68,7 @@ def _configure_jax(threads: int, deterministic: bool) -> dict:
     return {
         "library_version": jax.__version__,
         "gpu_visible": any(d.platform == "gpu" for d in jax.devices()),
-        "gpu_hint": "jax's CPU build is installed (jax[cuda12] has the GPU one)",
+        "gpu_hint": "the CPU build of jaxlib is installed; jax[cuda12] is the GPU one",
         "threads": {"intra_op": intra_op, "inter_op": "XLA's own"},
         "flags": {"XLA_FLAGS": _xla_flags(), "jax_enable_x64": bool(jax.config.jax_enable_x64)},
         # Parity: XLA on the CPU is deterministic run to run; it has no switch to turn on
