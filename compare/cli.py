@@ -106,6 +106,12 @@ def build_parser() -> Parser:
     # One thread each: both runtimes share this process, and the checks are about numbers.
     parity.add_argument("--threads", type=_positive_int, default=1)
     parity.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
+    parity.add_argument(
+        "--keras-backends",
+        type=_csv,
+        default=["tensorflow", "jax", "torch"],
+        help="Keras backends to check against native PyTorch, one process each (all three)",
+    )
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("request", nargs="?", default="-", help="request JSON file; - = stdin")
@@ -220,8 +226,14 @@ def cmd_parity(args) -> int:
     import json
 
     from compare import data, results, studies
-    from compare.spec import StudySpec
+    from compare.spec import KERAS_BACKENDS, StudySpec
 
+    unknown = [b for b in args.keras_backends if b not in KERAS_BACKENDS]
+    if unknown or not args.keras_backends:
+        raise UserError(
+            f"unknown Keras backend {(unknown or [''])[0]!r} in --keras-backends: "
+            f"choose from {', '.join(KERAS_BACKENDS)}"
+        )
     catalog = StudySpec(name="parity", experiments=tuple(studies.MODELS.values()))
     experiments = list(studies.select_models(catalog, args.models).experiments)
     data.fetch(args.data_dir)  # a missing data set is a user error, found before any training
@@ -229,9 +241,15 @@ def cmd_parity(args) -> int:
         from compare.runner import prepare_output
 
         prepare_output(args.out)
+    if "keras" not in sys.modules:
+        # Keras fixes its backend at import: this process takes the first one asked for,
+        # parity.run_backends starts one process per other backend.
+        os.environ["KERAS_BACKEND"] = args.keras_backends[0]
     from compare import parity  # imports both frameworks: only once the input is known good
 
-    report = parity.run(experiments, args.threads, data_dir=args.data_dir)
+    report = parity.run_backends(
+        experiments, args.threads, args.keras_backends, data_dir=args.data_dir
+    )
     if args.out:
         results.write_json_atomic(args.out / "parity.json", report)
     print(json.dumps(report, indent=1) if args.json else parity.format_table(report))

@@ -12,16 +12,28 @@ Per experiment, seven levels (`compare/parity_levels.py`, `compare/parity_traini
 - data: both frameworks train on the shared arrays, and their own dataset loaders read
   the same pixels and labels as `compare/data.py`.
 
-Both frameworks run in this one process; `configure` sizes their thread pools before
-either runtime starts. `run` returns the JSON report `python -m compare parity` prints:
-`models` maps each experiment to `passed`, `notes`, `checks` (per level: `name`,
-`passed`, `max_abs_diff`, `max_rel_diff`, `tolerance`) and `details` (per level, what
-was measured); `defaults` holds the defaults-that-differ rows.
+Both frameworks run in one process; `configure` sizes their thread pools before either
+runtime starts. Keras's backend (tensorflow, jax, torch) is fixed when Keras is first
+imported, so `run` checks the backend this process has, and `run_backends` runs one
+process per other backend (`python -m compare parity --keras-backends B`) and merges
+their reports. The JSON report `python -m compare parity` prints: `models` maps each
+entry (`mlp` for Keras on TensorFlow, `mlp [keras:jax]` for another backend) to
+`keras_backend`, `passed`, `notes`, `checks` (per level: `name`, `passed`,
+`max_abs_diff`, `max_rel_diff`, `tolerance`) and `details` (per level, what was
+measured); `defaults` holds the defaults-that-differ rows, with Keras's value on each
+backend; `keras_backends` has each backend's library versions and verdict.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
 
 from compare import data as data_mod
 from compare import results, studies
@@ -37,10 +49,18 @@ from compare.parity_levels import (
     check_weights,
 )
 from compare.parity_training import check_lockstep, check_optimizer
-from compare.spec import ExperimentSpec, ParitySpec
+from compare.spec import KERAS_BACKENDS, ExperimentSpec, ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
 LEVELS = ("structure", "weights", "forward", "gradients", "optimizer", "lockstep", "data")
+# The float64 replay separates update rules from float32 rounding only where Keras
+# computes in float64; a larger gap there is reported as a note with its reason.
+FLOAT64_REPLAY_FLOOR = 1e-9
+
+
+def entry_name(experiment: str, keras_backend: str) -> str:
+    """`mlp` for Keras on TensorFlow (the classic pairing), `mlp [keras:jax]` otherwise."""
+    return experiment if keras_backend == "tensorflow" else f"{experiment} [keras:{keras_backend}]"
 
 
 def configure(threads: int, seed: int) -> dict:
@@ -83,6 +103,26 @@ def for_lockstep(experiment: ExperimentSpec) -> tuple[ExperimentSpec, list[str]]
     return dataclasses.replace(experiment, train=train, model=model), notes
 
 
+def backend_notes(lockstep_detail: dict) -> list[str]:
+    """What this Keras backend cannot match, measured: said, never passed over silently."""
+    backend = K.runtime.backend()
+    notes = []
+    replay = max(lockstep_detail["float64"]["params_max_abs_diff_after_step"].values())
+    if backend != "tensorflow" and replay > FLOAT64_REPLAY_FLOOR:
+        notes.append(
+            f"keras:{backend}: the float64 replay differs by {replay:.2e}, not ~1e-13: Keras "
+            "narrows float64 results to float32 on this backend (its result_type maps 64-bit "
+            "types to 32 bits except on TensorFlow), so here it cannot separate the update "
+            "rules from float32 rounding"
+        )
+    if backend != "tensorflow" and lockstep_detail["adam_formula"] == "torch":
+        notes.append(
+            f"keras:{backend}: AdamTorchFormula takes torch's float64 bias corrections as "
+            "-expm1(t log beta) in float32 (no float64 in keras.ops here): not bitwise"
+        )
+    return notes
+
+
 def check_model(
     experiment: ExperimentSpec,
     parity: ParitySpec,
@@ -110,8 +150,11 @@ def check_model(
         check_lockstep(aligned, shared, weights, parity),
         check_data(experiment, shared, loaders),
     ]
+    backend = K.runtime.backend()
+    notes += backend_notes(checks[LEVELS.index("lockstep")].detail)
     result = {
-        "experiment": experiment.name,
+        "experiment": entry_name(experiment.name, backend),
+        "keras_backend": backend,
         "passed": all(c.passed for c in checks),
         "optimizer": experiment.train.optimizer,
         "notes": notes,
@@ -135,25 +178,110 @@ def run(
     parity: ParitySpec | None = None,
     data_dir: str | None = None,
 ) -> dict:
-    """The parity report for the experiments: per model and level, and the defaults table."""
+    """The parity report for the experiments, Keras on this process's backend: per model
+    and level, and the defaults table."""
     from compare import defaults
+    from keras_impl import defaults as keras_defaults
 
     parity = parity or ParitySpec()
     threads_in_effect = configure(threads, parity.seed)
     loaders = check_loaders(data_dir)
     models = [check_model(e, parity, loaders, threads, data_dir) for e in experiments]
+    backend = K.runtime.backend()
+    passed = all(m["passed"] for m in models)
     # Strict JSON: an infinite difference (mismatched shapes) becomes null.
     return results.finite_or_none(
         {
             "schema": SCHEMA,
-            "passed": all(m["passed"] for m in models),
+            "passed": passed,
             "levels": list(LEVELS),
             "models": {m["experiment"]: m for m in models},
             "defaults": defaults.table(experiments),
+            "keras_defaults": {backend: keras_defaults.framework_defaults()},
+            "keras_backends": {backend: {"versions": _versions(backend), "passed": passed}},
             "parity_spec": dataclasses.asdict(parity),
-            "threads": threads_in_effect,
+            "threads": {backend: threads_in_effect},
         }
     )
+
+
+def _versions(backend: str) -> dict:
+    """Keras's and its backend library's versions (the library is named as the backend)."""
+    import keras
+
+    return {"keras": keras.__version__, backend: importlib.import_module(backend).__version__}
+
+
+def _run_in_subprocess(
+    backend: str, experiments: list[ExperimentSpec], threads: int, data_dir: str | None
+) -> dict:
+    """The report of `python -m compare parity` with Keras on `backend`, in a new process."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            *(sys.executable, "-m", "compare", "parity", "--keras-backends", backend),
+            *("--models", ",".join(e.name for e in experiments)),
+            *("--threads", str(threads), "--out", out),
+            *(("--data-dir", data_dir) if data_dir else ()),
+        ]
+        done = subprocess.run(
+            command,
+            env={**os.environ, "KERAS_BACKEND": backend},
+            cwd=pathlib.Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+        )
+        report_path = pathlib.Path(out) / "parity.json"
+        # Exit code 1 is a report with a failed check; anything else is a crash.
+        if done.returncode not in (0, 1) or not report_path.exists():
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            tail = "\n".join(lines[-20:])
+            raise RuntimeError(f"parity with Keras on {backend} crashed:\n{tail}")
+        return json.loads(report_path.read_text())
+
+
+def _entry_order(model: dict) -> tuple[str, int]:
+    experiment = model["experiment"].removesuffix(f" [keras:{model['keras_backend']}]")
+    return experiment, KERAS_BACKENDS.index(model["keras_backend"])
+
+
+def merge(reports: dict[str, dict]) -> dict:
+    """One report from one per Keras backend: models side by side, defaults per backend."""
+    first = reports.get("tensorflow") or next(iter(reports.values()))
+    models = {name: m for r in reports.values() for name, m in r["models"].items()}
+    keras_defaults = {b: r["keras_defaults"][b] for b, r in reports.items()}
+    defaults_rows = [
+        {**row, "keras_by_backend": {b: keras[row["what"]] for b, keras in keras_defaults.items()}}
+        for row in first["defaults"]
+    ]
+    return {
+        **first,
+        "passed": all(r["passed"] for r in reports.values()),
+        # Per model, each backend's entry next to the others, in KERAS_BACKENDS order.
+        "models": dict(sorted(models.items(), key=lambda item: _entry_order(item[1]))),
+        "defaults": defaults_rows,
+        "keras_defaults": keras_defaults,
+        "keras_backends": {b: r["keras_backends"][b] for b, r in reports.items()},
+        "threads": {b: r["threads"][b] for b, r in reports.items()},
+    }
+
+
+def run_backends(
+    experiments: list[ExperimentSpec],
+    threads: int,
+    keras_backends: list[str],
+    parity: ParitySpec | None = None,
+    data_dir: str | None = None,
+) -> dict:
+    """The parity report for Keras on each backend: this process's one in-process, every
+    other in its own process (Keras's backend is fixed at import)."""
+    here = K.runtime.backend()
+    reports = {}
+    for backend in keras_backends:
+        if backend == here:
+            reports[backend] = run(experiments, threads, parity, data_dir)
+        else:
+            reports[backend] = _run_in_subprocess(backend, experiments, threads, data_dir)
+    return merge(reports)
 
 
 def _scientific(value) -> str:
@@ -162,7 +290,7 @@ def _scientific(value) -> str:
 
 def format_table(report: dict) -> str:
     """A plain-text table: one line per model and level, then the verdict."""
-    lines = [f"{'model':14s} {'level':10s} {'ok':4s} {'max abs':>10s} {'max rel':>10s}  tolerance"]
+    lines = [f"{'model':24s} {'level':10s} {'ok':4s} {'max abs':>10s} {'max rel':>10s}  tolerance"]
     for model in report["models"].values():
         for check in model["checks"]:
             tolerance = ", ".join(f"{k} {v}" for k, v in check["tolerance"].items())
@@ -170,15 +298,15 @@ def format_table(report: dict) -> str:
                 f"{_scientific(check[key]):>10s}" for key in ("max_abs_diff", "max_rel_diff")
             )
             lines.append(
-                f"{model['experiment']:14s} {check['name']:10s} "
+                f"{model['experiment']:24s} {check['name']:10s} "
                 f"{'yes' if check['passed'] else 'NO':4s} {differences}  {tolerance}"
             )
         for note in model["notes"]:
-            lines.append(f"{'':14s} note: {note}")
+            lines.append(f"{'':24s} note: {note}")
         if "native_adam" in model:
             steps = report["parity_spec"]["steps"]
             lines.append(
-                f"{'':14s} stock Adam on both sides: max |delta param| "
+                f"{'':24s} stock Adam on both sides: max |delta param| "
                 f"{model['native_adam']['max_abs_diff']:.2e} after {steps} steps"
             )
     failed = [name for name, model in report["models"].items() if not model["passed"]]

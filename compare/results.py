@@ -20,6 +20,7 @@ from compare import modes
 
 SCHEMA_VERSION = 1
 FRAMEWORKS = ("torch", "keras")
+# Keras 3's backends; TensorFlow is the default (the classic Keras vs PyTorch pairing).
 KERAS_BACKENDS = ("tensorflow", "jax", "torch")
 DEFAULT_KERAS_BACKEND = "tensorflow"
 

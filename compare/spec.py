@@ -19,7 +19,7 @@ import types
 import typing
 
 from compare.errors import UserError
-from compare.results import FRAMEWORKS
+from compare.results import FRAMEWORKS, KERAS_BACKENDS  # noqa: F401 - re-exported
 
 # The full Fashion-MNIST training set; the split below carves validation out of it.
 TRAIN_POOL_SIZE = 60_000

@@ -11,6 +11,7 @@ import itertools
 
 import keras
 import numpy as np
+from keras import ops
 
 DIMENSION_NAMES = "CHW"
 
@@ -28,7 +29,7 @@ def _flatten_order() -> str:
     channels, height, width = 2, 3, 4
     c, h, w = np.meshgrid(np.arange(channels), np.arange(height), np.arange(width), indexing="ij")
     coded = (100 * c + 10 * h + w).transpose(1, 2, 0)[None].astype(np.float32)  # (1, H, W, C)
-    flat = np.asarray(keras.layers.Flatten()(coded))[0].astype(int)
+    flat = ops.convert_to_numpy(keras.layers.Flatten()(coded))[0].astype(int)
     coordinates = [(v // 100, v // 10 % 10, v % 10) for v in flat]
     for order in itertools.permutations(range(3)):
         if coordinates == sorted(coordinates, key=lambda t, o=order: tuple(t[i] for i in o)):
@@ -41,7 +42,7 @@ def _same_padding_stride_2() -> str:
     conv = keras.layers.Conv2D(
         1, 3, strides=2, padding="same", use_bias=False, kernel_initializer="ones"
     )
-    out = np.asarray(conv(np.ones((1, 28, 28, 1), np.float32)))[0, :, :, 0]
+    out = ops.convert_to_numpy(conv(np.ones((1, 28, 28, 1), np.float32)))[0, :, :, 0]
     # A ones kernel on a ones image counts the real pixels under each corner window.
     top = 3 - int(round(float(out[0, 0]) ** 0.5))
     bottom = 3 - int(round(float(out[-1, -1]) ** 0.5))
@@ -52,8 +53,8 @@ def _adam_effective_epsilon(optimizer_class, gradient: float = 1e-6) -> float:
     """The epsilon the first step effectively adds to sqrt(v_hat): |g| (lr / |step| - 1)."""
     variable = keras.Variable(np.zeros(1, np.float32))
     optimizer = optimizer_class()
-    optimizer.apply_gradients([(np.full(1, gradient, np.float32), variable)])
-    step = abs(float(np.asarray(variable)[0]))
+    optimizer.apply_gradients([(ops.convert_to_tensor(np.full(1, gradient, np.float32)), variable)])
+    step = abs(float(ops.convert_to_numpy(variable)[0]))
     return gradient * (float(optimizer.learning_rate) / step - 1)
 
 
@@ -67,18 +68,18 @@ def framework_defaults() -> dict[str, str]:
     layout_dense.build((None, 4))
     layout_conv = keras.layers.Conv2D(5, (2, 3))
     layout_conv.build((None, 6, 6, 4))
-    dropout_out = np.asarray(keras.layers.Dropout(0.5)(np.ones(1000, np.float32)))
+    dropout_out = ops.convert_to_numpy(keras.layers.Dropout(0.5)(np.ones(1000, np.float32)))
     batch_norm = keras.layers.BatchNormalization()
     image_layout = {"channels_last": "(N, H, W, C)", "channels_first": "(N, C, H, W)"}
     return {
         "dense kernel init (784->256)": f"{_init_name(dense.kernel_initializer)}: "
-        f"max |w| {float(np.abs(dense.kernel.numpy()).max()):.3g}",
+        f"max |w| {float(np.abs(ops.convert_to_numpy(dense.kernel)).max()):.3g}",
         "dense bias init (784->256)": f"{_init_name(dense.bias_initializer)}: "
-        f"max |b| {float(np.abs(dense.bias.numpy()).max()):.3g}",
+        f"max |b| {float(np.abs(ops.convert_to_numpy(dense.bias)).max()):.3g}",
         "conv kernel init (3x3, 1->32)": f"{_init_name(conv.kernel_initializer)}: "
-        f"max |w| {float(np.abs(conv.kernel.numpy()).max()):.3g}",
+        f"max |w| {float(np.abs(ops.convert_to_numpy(conv.kernel)).max()):.3g}",
         "conv bias init (3x3, 1->32)": f"{_init_name(conv.bias_initializer)}: "
-        f"max |b| {float(np.abs(conv.bias.numpy()).max()):.3g}",
+        f"max |b| {float(np.abs(ops.convert_to_numpy(conv.bias)).max()):.3g}",
         "dense kernel layout": _layout(layout_dense.kernel.shape, {4: "in", 5: "out"}),
         "conv kernel layout": _layout(
             layout_conv.kernel.shape, {4: "in", 5: "out", 2: "kH", 3: "kW"}

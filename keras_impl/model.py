@@ -17,6 +17,7 @@ import math
 
 import keras
 import numpy as np
+from keras import ops
 
 from compare.data import IMAGE_SHAPE
 from compare.spec import conv_output_shape
@@ -161,9 +162,9 @@ def get_weights(model: keras.Model) -> list[np.ndarray]:
     """Weights in the canonical layout: [kernel, bias] per weighted layer, in order."""
     weights = []
     for layer, flattened in _weighted_layers(model):
-        kernel = np.array(layer.kernel.numpy())
+        kernel = np.array(ops.convert_to_numpy(layer.kernel))  # a copy on every backend
         weights.append(np.ascontiguousarray(_to_canonical(kernel, flattened)))
-        weights.append(np.array(layer.bias.numpy()))
+        weights.append(np.array(ops.convert_to_numpy(layer.bias)))
     return weights
 
 

@@ -1,4 +1,9 @@
-"""Keras runtime: threads, seed, device, determinism, float precision; what runs record."""
+"""Keras runtime: threads, seed, device, determinism, float precision; what runs record.
+
+Keras runs on the backend named by KERAS_BACKEND when it is first imported
+(tensorflow, jax or torch); each setting below goes to that backend's library, through
+one small function per backend, so the rest of keras_impl stays backend-neutral.
+"""
 
 from __future__ import annotations
 
@@ -8,53 +13,173 @@ import os
 from compare import devices
 
 FRAMEWORK = "keras"
+BACKENDS = ("tensorflow", "jax", "torch")
+# Parity: XLA has no CPU thread-count flag. This one makes its Eigen kernels (matmul,
+# convolution) single-threaded; with more threads XLA sizes its pool from the CPUs the
+# process may use. Read when XLA's CPU client starts (first computation), not at import.
+JAX_SINGLE_THREAD_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+
+
+def backend() -> str:
+    """The backend Keras runs on in this process."""
+    import keras
+
+    return keras.backend.backend()
+
+
+def _configure_tensorflow(threads: int, deterministic: bool) -> dict:
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    # Parity: TensorFlow's thread pools must be sized before its runtime starts
+    # (it raises afterwards), so this runs before any other TensorFlow call.
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    if deterministic:
+        # Parity: TensorFlow has no switch back off; a worker runs one configuration.
+        tf.config.experimental.enable_op_determinism()
+    return {
+        "library_version": tf.__version__,
+        "gpu_visible": bool(tf.config.list_physical_devices("GPU")),
+        "gpu_hint": "tensorflow-cpu is installed; see `make setup GPU=1`",
+        "threads": {
+            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+        },
+        "flags": {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")},
+        # Read back from TensorFlow (no public getter exists in 2.21).
+        "deterministic": {"enable_op_determinism": tf_config.is_op_determinism_enabled()},
+    }
+
+
+def _configure_jax(threads: int, deterministic: bool) -> dict:
+    import jax
+    from jax._src import xla_bridge
+
+    if threads == 1 and not xla_bridge.backends_are_initialized():
+        flags = _xla_flags()
+        if JAX_SINGLE_THREAD_FLAGS not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {JAX_SINGLE_THREAD_FLAGS}".strip()
+    # Added only before XLA starts, so the flag in the environment is the flag in effect.
+    if JAX_SINGLE_THREAD_FLAGS in _xla_flags():
+        intra_op = 1
+    else:
+        intra_op = f"XLA default: one per usable CPU ({len(os.sched_getaffinity(0))})"
+    return {
+        "library_version": jax.__version__,
+        "gpu_visible": any(d.platform == "gpu" for d in jax.devices()),
+        "gpu_hint": "the CPU build of jaxlib is installed; jax[cuda12] is the GPU one",
+        "threads": {"intra_op": intra_op, "inter_op": "XLA's own"},
+        "flags": {"XLA_FLAGS": _xla_flags(), "jax_enable_x64": bool(jax.config.jax_enable_x64)},
+        # Parity: XLA on the CPU is deterministic run to run; it has no switch to turn on
+        # (its GPU flag, --xla_gpu_deterministic_ops, is read only by GPU clients).
+        "deterministic": {"xla_cpu": "always (no switch)"},
+    }
+
+
+def _xla_flags() -> str:
+    return os.environ.get("XLA_FLAGS", "")
+
+
+def _configure_torch(threads: int, deterministic: bool) -> dict:
+    import torch
+
+    # Parity: Keras on torch and native torch share one torch runtime: in one process
+    # (the parity suite) the last caller's thread count holds for both.
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):  # the interop pool is sized once per process
+        torch.set_num_interop_threads(threads)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(deterministic)
+    return {
+        "library_version": torch.__version__,
+        "gpu_visible": torch.cuda.is_available(),
+        "gpu_hint": "torch.cuda.is_available() is False",
+        "threads": {
+            "intra_op": torch.get_num_threads(),
+            "inter_op": torch.get_num_interop_threads(),
+        },
+        "flags": {"mkldnn_enabled": torch.backends.mkldnn.is_available()},
+        "deterministic": {
+            "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled()
+        },
+    }
+
+
+CONFIGURE = {
+    "tensorflow": _configure_tensorflow,
+    "jax": _configure_jax,
+    "torch": _configure_torch,
+}
 
 
 def configure(threads: int, seed: int, device: str, deterministic: bool = False) -> dict:
     """Pin threads, seed the RNG, choose the device and determinism; return what was set.
 
     `device` is "cpu", "gpu" or "auto" ("auto" falls back to the CPU with a notice).
-    `deterministic` turns on the framework's deterministic kernels (`--deterministic`).
+    `deterministic` turns on the backend's deterministic kernels (`--deterministic`).
     """
-    import tensorflow as tf
-
-    # Parity: TensorFlow's thread pools must be sized before its runtime starts
-    # (it raises afterwards), so this runs before any other TensorFlow call.
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    name = backend()
+    # Threads first: TensorFlow raises, and XLA ignores its flags, once started.
+    settings = CONFIGURE[name](threads, deterministic)
     import keras
-    from tensorflow.python.framework import config as tf_config
 
+    # Seeds Python, NumPy, Keras and the backend's own generator (torch's global one
+    # on the torch backend: the parity suite reseeds torch after this).
     keras.utils.set_random_seed(seed)
-    if deterministic:
-        # Parity: TensorFlow has no switch back off; a worker runs one configuration.
-        tf.config.experimental.enable_op_determinism()
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
     chosen, notice = devices.resolve(
-        device, "TensorFlow", has_gpu, hint="tensorflow-cpu is installed; see `make setup GPU=1`"
+        device, f"Keras ({name} backend)", settings["gpu_visible"], hint=settings["gpu_hint"]
     )
     return {
         "framework": FRAMEWORK,
         "device": chosen,
         "device_notice": notice,
-        "gpu_visible": has_gpu,
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
-        "keras_backend": keras.backend.backend(),
-        "threads": {
-            "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-        },
-        "flags": {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")},
-        "deterministic": {
-            "requested": deterministic,
-            # Read back from TensorFlow (no public getter exists in 2.21).
-            "enable_op_determinism": tf_config.is_op_determinism_enabled(),
-        },
+        "gpu_visible": settings["gpu_visible"],
+        "versions": {name: settings["library_version"], "keras": keras.__version__},
+        "keras_backend": name,
+        "keras_backend_version": settings["library_version"],
+        "threads": settings["threads"],
+        "flags": settings["flags"],
+        "deterministic": {"requested": deterministic, **settings["deterministic"]},
     }
 
 
+# --- synchronisation: one function per backend ---------------------------------------
+
+
+def _synchronize_tensorflow() -> None:
+    import tensorflow as tf
+
+    # Waits for every device's queued ops (a no-op where nothing is queued, the CPU).
+    tf.test.experimental.sync_devices()
+
+
+def _synchronize_jax() -> None:
+    import jax
+
+    # JAX dispatches asynchronously, on the CPU too: wait for every array still pending.
+    jax.block_until_ready(jax.live_arrays())
+
+
+def _synchronize_torch() -> None:
+    import torch
+
+    # CPU kernels run eagerly; CUDA ones are queued, once CUDA has been started.
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+SYNCHRONIZE = {
+    "tensorflow": _synchronize_tensorflow,
+    "jax": _synchronize_jax,
+    "torch": _synchronize_torch,
+}
+
+
 def synchronize() -> None:
-    """Wait for queued device work (fit/predict return finished results on the CPU)."""
+    """Wait for the backend's queued device work, so a clock read after it is honest."""
+    SYNCHRONIZE[backend()]()
 
 
 @contextlib.contextmanager
@@ -72,7 +197,21 @@ def float_precision(dtype: str):
     keras.config.set_floatx(dtype)
     keras.config.set_dtype_policy(dtype)
     try:
-        yield
+        with _jax_x64(dtype == "float64"):
+            yield
     finally:
         keras.config.set_floatx(previous[0])
         keras.config.set_dtype_policy(previous[1])
+
+
+@contextlib.contextmanager
+def _jax_x64(enabled: bool):
+    """Parity: JAX computes in float32 unless x64 is on (float64 arrays are silently
+    narrowed); the other backends need nothing."""
+    if not enabled or backend() != "jax":
+        yield
+        return
+    import jax
+
+    with jax.enable_x64(True):
+        yield

@@ -11,9 +11,10 @@ canonical layout.
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
-import tensorflow as tf
 from keras import ops
 
 # Private, but it is the exact adapter `fit` wraps NumPy arrays in.
@@ -22,6 +23,17 @@ from keras.src.trainers.data_adapters import get_data_adapter
 from compare import data as data_mod
 from compare import modes
 from keras_impl.model import get_weights, set_weights
+from keras_impl.runtime import backend
+
+
+def _float64_available() -> bool:
+    """Whether keras.ops computes in float64 when asked to.
+
+    Parity: only on TensorFlow. Keras's type promotion narrows 64-bit results to 32 bits
+    on the other backends ("aligned with JAX's default": keras.src.backend.common.dtypes,
+    BIT64_TO_BIT32_DTYPE), and JAX without x64 has no float64 at all.
+    """
+    return backend() == "tensorflow"
 
 
 class AdamTorchFormula(keras.optimizers.Adam):
@@ -36,18 +48,31 @@ class AdamTorchFormula(keras.optimizers.Adam):
     handling; and torch's form is the textbook one (Kingma and Ba, Algorithm 1).
     """
 
+    def _bias_corrections(self, learning_rate, dtype):
+        """torch's lr / (1 - beta_1**t) and sqrt(1 - beta_2**t), as `dtype` scalars."""
+        if _float64_available():
+            # torch: computed in float64 (Python floats), then used as float32 scalars.
+            # convert_to_tensor with the dtype: ops.cast would round 0.999 to float32 first.
+            step = ops.cast(self.iterations + 1, "float64")
+            beta_1 = ops.convert_to_tensor(self.beta_1, dtype="float64")
+            beta_2 = ops.convert_to_tensor(self.beta_2, dtype="float64")
+            bias_correction1 = 1 - ops.power(beta_1, step)
+            bias_correction2 = 1 - ops.power(beta_2, step)
+            step_size = ops.cast(ops.cast(learning_rate, "float64") / bias_correction1, dtype)
+            return step_size, ops.cast(ops.sqrt(bias_correction2), dtype)
+        # Parity: no float64 here (see _float64_available). 1 - beta**t = -expm1(t * log(beta)) with
+        # log(beta) taken in float64 on the host keeps the relative error near float32's
+        # (1 - float32(0.999)**t would be off by 1.3e-5 relative at t = 1), not exact.
+        step = ops.cast(self.iterations + 1, dtype)
+        bias_correction1 = -ops.expm1(ops.multiply(step, math.log(self.beta_1)))
+        bias_correction2 = -ops.expm1(ops.multiply(step, math.log(self.beta_2)))
+        step_size = ops.divide(ops.cast(learning_rate, dtype), bias_correction1)
+        return step_size, ops.sqrt(bias_correction2)
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         gradient = ops.cast(gradient, dtype)
-        # torch: bias corrections and step size as float64, then used as float32 scalars.
-        # convert_to_tensor with the dtype: ops.cast would round 0.999 to float32 first.
-        step = ops.cast(self.iterations + 1, "float64")
-        beta_1 = ops.convert_to_tensor(self.beta_1, dtype="float64")
-        beta_2 = ops.convert_to_tensor(self.beta_2, dtype="float64")
-        bias_correction1 = 1 - ops.power(beta_1, step)
-        bias_correction2 = 1 - ops.power(beta_2, step)
-        step_size = ops.cast(ops.cast(learning_rate, "float64") / bias_correction1, dtype)
-        bias_correction2_sqrt = ops.cast(ops.sqrt(bias_correction2), dtype)
+        step_size, bias_correction2_sqrt = self._bias_corrections(learning_rate, dtype)
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         # torch: exp_avg.lerp_(grad, 1 - beta1) = m + (1 - beta1) * (g - m)
@@ -123,7 +148,13 @@ def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
     """The (inputs, labels) tensors `train_epoch` feeds the model, in order."""
     # Parity: shuffle=False, as train_epoch passes it to fit.
     adapter = get_data_adapter(x, y, batch_size=batch_size, shuffle=False)
-    yield from adapter.get_tf_dataset()
+    # The iterator each backend's `fit` draws its batches from.
+    iterators = {
+        "tensorflow": adapter.get_tf_dataset,
+        "jax": adapter.get_jax_iterator,
+        "torch": adapter.get_torch_dataloader,
+    }
+    yield from iterators[backend()]()
 
 
 def _as_canonical(model: keras.Model, tensors) -> list[np.ndarray]:
@@ -140,27 +171,65 @@ def _as_canonical(model: keras.Model, tensors) -> list[np.ndarray]:
     return canonical
 
 
-def _as_native(model: keras.Model, arrays: list[np.ndarray]) -> list[np.ndarray]:
+def _as_native(model: keras.Model, arrays: list[np.ndarray]) -> list:
     """Canonical-layout arrays shaped like the model's trainable variables."""
     saved = get_weights(model)
     set_weights(model, arrays)
-    tensors = [np.array(variable.numpy()) for variable in model.trainable_variables]
+    # Copied out: on the torch backend convert_to_numpy shares the parameter's memory.
+    copies = [np.array(ops.convert_to_numpy(v)) for v in model.trainable_variables]
     set_weights(model, saved)
-    return tensors
+    return [ops.convert_to_tensor(copy) for copy in copies]
+
+
+def _tensorflow_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray):
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = loss_fn()(y, model(x, training=True))
+    return loss, tape.gradient(loss, model.trainable_variables)
+
+
+def _jax_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray):
+    import jax
+
+    # JAX differentiates pure functions: the model is called statelessly on the values.
+    def loss_of(trainable):
+        logits, _ = model.stateless_call(
+            trainable, [v.value for v in model.non_trainable_variables], x, training=True
+        )
+        return loss_fn()(y, logits)
+
+    return jax.value_and_grad(loss_of)([v.value for v in model.trainable_variables])
+
+
+def _torch_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray):
+    import torch
+
+    # torch.autograd.grad leaves the parameters' .grad untouched (no state to reset).
+    loss = loss_fn()(y, model(x, training=True))
+    parameters = [v.value for v in model.trainable_variables]
+    return loss, torch.autograd.grad(loss, parameters, allow_unused=True)
+
+
+# Parity: the one backend-specific piece of training code; the Keras API has no
+# "gradients of this loss" call, and fit's own train_step computes them the same ways.
+GRADIENTS = {
+    "tensorflow": _tensorflow_gradients,
+    "jax": _jax_gradients,
+    "torch": _torch_gradients,
+}
 
 
 def loss_and_gradients(
     model: keras.Model, x: np.ndarray, y: np.ndarray
 ) -> tuple[float, list[np.ndarray]]:
     """The training-mode loss on one batch and its gradients, in the canonical layout."""
-    with tf.GradientTape() as tape:
-        loss = loss_fn()(y, model(x, training=True))
-    gradients = tape.gradient(loss, model.trainable_variables)
+    loss, gradients = GRADIENTS[backend()](model, x, y)
     gradients = [
-        tf.zeros_like(v) if g is None else g
+        ops.zeros_like(v) if g is None else g
         for g, v in zip(gradients, model.trainable_variables, strict=True)
     ]
-    return float(loss), _as_canonical(model, gradients)
+    return float(ops.convert_to_numpy(loss)), _as_canonical(model, gradients)
 
 
 class Trainer:
@@ -229,4 +298,4 @@ class Trainer:
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
     """Logits for x in inference mode (dropout off)."""
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+    return ops.convert_to_numpy(model.predict(x, batch_size=batch_size, verbose=0))

@@ -53,7 +53,12 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
 
 
 def synchronize() -> None:
-    """Wait for queued device work (a no-op on the CPU, where PyTorch is eager)."""
+    """Wait for queued device work, so a clock read after it is honest."""
+    import torch
+
+    # CPU kernels run eagerly; CUDA ones are queued, once CUDA has been started.
+    if torch.cuda.is_initialized():
+        torch.cuda.synchronize()
 
 
 @contextlib.contextmanager

@@ -173,27 +173,44 @@ def test_defaults_table_is_read_from_the_frameworks():
 
 
 def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
+    # Every Keras backend by default: TensorFlow in this process, jax and torch in one
+    # subprocess each, merged into one report.
     reports = []
-    real_run = parity.run
+    real_run = parity.run_backends
     monkeypatch.setattr(
-        parity, "run", lambda *a, **k: reports.append(real_run(*a, **k)) or reports[-1]
+        parity, "run_backends", lambda *a, **k: reports.append(real_run(*a, **k)) or reports[-1]
     )
     assert cli.main(["parity", "--models", "mlp", "--json", "--out", str(tmp_path)]) == 0
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "parity.json").read_text())
     assert printed["passed"] and written["schema"] == parity.SCHEMA
-    model = written["models"]["mlp"]
-    assert [check["name"] for check in model["checks"]] == list(parity.LEVELS)
-    for check in model["checks"]:
-        assert check["passed"] and check["tolerance"] and check["max_abs_diff"] >= 0
-    assert set(model["details"]) == set(parity.LEVELS)
-    assert model["native_adam"]["max_abs_diff"] > SPEC.lockstep_adam_atol
-    assert {"what", "keras", "torch", "study"} <= set(written["defaults"][0])
+    assert set(written["keras_backends"]) == set(parity.KERAS_BACKENDS)
+    entries = {"mlp": "tensorflow", "mlp [keras:jax]": "jax", "mlp [keras:torch]": "torch"}
+    assert set(written["models"]) == set(entries)
+    for name, backend in entries.items():
+        model = written["models"][name]
+        assert model["keras_backend"] == backend
+        assert written["keras_backends"][backend]["versions"]["keras"]
+        assert [check["name"] for check in model["checks"]] == list(parity.LEVELS)
+        for check in model["checks"]:
+            assert check["passed"] and check["tolerance"] and check["max_abs_diff"] >= 0
+        assert set(model["details"]) == set(parity.LEVELS)
+        assert model["native_adam"]["max_abs_diff"] > SPEC.lockstep_adam_atol
+    # What the other backends cannot match is said, with the measured difference.
+    assert any("float32" in note for note in written["models"]["mlp [keras:torch]"]["notes"])
+    row = written["defaults"][0]
+    assert {"what", "keras", "torch", "study"} <= set(row)
+    assert set(row["keras_by_backend"]) == set(parity.KERAS_BACKENDS)
 
-    # The same report with one level failed: the command fails and names the model.
+    # The same report with one level failed: the command fails and names the entry.
     (report,) = reports
-    report["models"]["mlp"]["checks"][2]["passed"] = report["models"]["mlp"]["passed"] = False
-    report["passed"] = False
-    monkeypatch.setattr(parity, "run", lambda *a, **k: report)
+    entry = report["models"]["mlp [keras:jax]"]
+    entry["checks"][2]["passed"] = entry["passed"] = report["passed"] = False
+    monkeypatch.setattr(parity, "run_backends", lambda *a, **k: report)
     assert cli.main(["parity", "--models", "mlp"]) == 1
-    assert "FAILED for mlp" in capsys.readouterr().out
+    assert "FAILED for mlp [keras:jax]" in capsys.readouterr().out
+
+
+def test_cli_rejects_an_unknown_keras_backend(capsys):
+    assert cli.main(["parity", "--models", "mlp", "--keras-backends", "theano"]) == 2
+    assert "unknown Keras backend 'theano'" in capsys.readouterr().err

@@ -180,7 +180,7 @@ def test_deterministic_auto_device_and_network_are_recorded(isolation):
     # The notice is shown once per framework, not once per run.
     stderr = isolation["first"].stderr
     assert stderr.count("notice: --device auto: PyTorch") == 1
-    assert stderr.count("notice: --device auto: TensorFlow") == 1
+    assert stderr.count("notice: --device auto: Keras (tensorflow backend)") == 1
 
 
 # --- kill -9 and Ctrl-C -------------------------------------------------------------

@@ -1,0 +1,112 @@
+"""Keras on the jax and torch backends: the same model as native PyTorch, and the
+backend-specific pieces (configure, synchronize) behind one function each.
+
+Keras fixes its backend at import, and this test session runs Keras on TensorFlow, so
+each other backend is checked in a subprocess with KERAS_BACKEND set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from unittest import mock
+
+import pytest
+
+import keras_impl
+import pytorch_impl
+from keras_impl import runtime
+from tests.conftest import ROOT
+
+# Builds the MLP and the CNN on this backend, round-trips weights, checks forward and
+# gradients against native torch on 32 real test images; prints one JSON line.
+CHECK_BACKEND = """
+import json
+import torch._dynamo  # before TensorFlow: see compare/parity_levels.py
+from compare import data, parity, studies
+from compare import parity_levels as levels
+from compare.errors import UserError
+from compare.spec import ParitySpec
+import keras_impl as K
+
+spec = ParitySpec(batch_size=32)
+runtime = K.configure(1, spec.seed, "cpu")
+try:
+    K.configure(1, spec.seed, "gpu")
+    gpu_error = None
+except UserError as error:
+    gpu_error = str(error)
+out = {"runtime": runtime, "gpu_error": gpu_error, "models": {}}
+for name in ("mlp", "cnn"):
+    experiment = studies.apply_profile(studies.MODELS[name], "quick")
+    parity.configure(1, spec.seed)
+    shared = data.load_shared(experiment.data)
+    x, y = shared.x_test[: spec.batch_size], shared.y_test[: spec.batch_size]
+    aligned, _ = parity.for_lockstep(experiment)
+    checks = [
+        levels.check_weights(experiment),
+        levels.check_forward(*levels.build_pair(experiment), x, spec),
+        levels.check_gradients(*levels.build_pair(aligned), x, y, spec),
+    ]
+    out["models"][name] = {c.name: [c.passed, c.max_abs_diff] for c in checks}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_keras_on_backend_matches_native_torch(backend):
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK_BACKEND],
+        cwd=ROOT,
+        env={**os.environ, "KERAS_BACKEND": backend},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    runtime_record = report["runtime"]
+    assert runtime_record["keras_backend"] == backend
+    assert runtime_record["versions"][backend] == runtime_record["keras_backend_version"]
+    assert runtime_record["threads"]["intra_op"] == 1
+    if backend == "jax":
+        assert runtime.JAX_SINGLE_THREAD_FLAGS in runtime_record["flags"]["XLA_FLAGS"]
+    assert f"Keras ({backend} backend) sees no GPU" in report["gpu_error"]
+    for name, checks in report["models"].items():
+        assert checks["weights"] == [True, 0.0], name
+        for level in ("forward", "gradients"):
+            passed, max_abs_diff = checks[level]
+            # Passed, and not vacuously: two float32 implementations differ by rounding.
+            assert passed and 0 < max_abs_diff < 1e-5, (name, level, checks)
+
+
+@pytest.mark.parametrize(
+    ("backend", "target"),
+    [
+        ("tensorflow", "tensorflow.test.experimental.sync_devices"),
+        ("jax", "jax.block_until_ready"),
+    ],
+)
+def test_synchronize_calls_the_backend_function(backend, target):
+    with (
+        mock.patch.object(runtime, "backend", return_value=backend),
+        mock.patch(target) as waited,
+    ):
+        keras_impl.synchronize()
+    waited.assert_called_once()
+
+
+@pytest.mark.parametrize("impl", [keras_impl, pytorch_impl], ids=["keras-torch", "torch"])
+def test_torch_synchronize_waits_for_cuda_only_once_started(impl):
+    with (
+        mock.patch.object(runtime, "backend", return_value="torch"),
+        mock.patch("torch.cuda.synchronize") as waited,
+    ):
+        with mock.patch("torch.cuda.is_initialized", return_value=False):
+            impl.synchronize()
+        waited.assert_not_called()
+        with mock.patch("torch.cuda.is_initialized", return_value=True):
+            impl.synchronize()
+        waited.assert_called_once()
