@@ -19,3 +19,17 @@ DEFAULT_MODE = "tuned"
 # the headline MLP on 2 CPU cores (1 and 8 were slower, 64 no faster); it changes the
 # execution, not the updates: every batch is still one optimizer step.
 KERAS_TUNED_STEPS_PER_EXECUTION = 32
+
+
+def keras_compile_options(mode: str, backend: str) -> dict:
+    """`model.compile` execution options for a Keras run in `mode` on `backend`.
+
+    Tuned on the PyTorch backend stays eager with one step per call: Keras refuses
+    `steps_per_execution` > 1 there, and `jit_compile=True` means `torch.compile`, which
+    made the MLP's CPU step slower, not faster, when measured here.
+    """
+    if mode != "tuned":
+        return {}
+    if backend == "torch":
+        return {"jit_compile": False}
+    return {"jit_compile": True, "steps_per_execution": KERAS_TUNED_STEPS_PER_EXECUTION}

@@ -124,6 +124,29 @@ def bench_section(out: pathlib.Path) -> dict | None:
     }
 
 
+def api_overhead(overview: list[dict]) -> list[dict]:
+    """Keras on the PyTorch backend against native PyTorch, per model: the same torch
+    kernels underneath, so the time ratio is what Keras's API layer costs."""
+    rows = []
+    by_key = {(r["experiment"], r["implementation"]): r for r in overview}
+    for (experiment, impl), keras_row in by_key.items():
+        native = by_key.get((experiment, "torch"))
+        if impl != "keras[torch]" or native is None:
+            continue
+        steady = keras_row["steady_epoch_seconds"], native["steady_epoch_seconds"]
+        first = keras_row["first_epoch_seconds"], native["first_epoch_seconds"]
+        rows.append(
+            {
+                "experiment": experiment,
+                "keras_steady": steady[0],
+                "torch_steady": steady[1],
+                "steady_ratio": steady[0] / steady[1] if None not in steady else None,
+                "first_ratio": first[0] / first[1] if None not in first else None,
+            }
+        )
+    return rows
+
+
 def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     study = _optional_json(out / "study.json") or {}
     runs, stale = current_runs(runs, study.get("planned", []))
@@ -136,6 +159,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         run_rows["experiment"].unique(), [p["experiment"] for p in planned]
     )
     summary = tables.summary_frame(run_rows, order)
+    overview = overview_rows(summary, equivalence, parity)
     models = [
         model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity)
         for name in order
@@ -146,7 +170,8 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     environment = next((r["environment"] for r in runs if r.get("environment")), {})
     return {
         "study": study,
-        "overview": overview_rows(summary, equivalence, parity),
+        "overview": overview,
+        "api_overhead": api_overhead(overview),
         "models": models,
         "failures": failures,
         "missing": tables.missing_runs(planned, runs),

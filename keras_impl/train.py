@@ -239,13 +239,9 @@ class Trainer:
         self.model = model
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss
-        # Tuned: an XLA-compiled train step, several steps per compiled call (fewer host
-        # syncs); idiomatic: compile's defaults (no XLA on a CPU-only machine).
-        execution = (
-            {"jit_compile": True, "steps_per_execution": modes.KERAS_TUNED_STEPS_PER_EXECUTION}
-            if mode == "tuned"
-            else {}
-        )
+        # Tuned: a compiled train step, several steps per compiled call (fewer host
+        # syncs); idiomatic: compile's defaults. Per backend: compare/modes.py.
+        execution = modes.keras_compile_options(mode, keras.backend.backend())
         model.compile(
             optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss), **execution
         )

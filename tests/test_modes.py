@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import collections
 import json
+import pathlib
 import shutil
 
 import numpy as np
 import pytest
 from conftest import run_cli
 
-from compare import bench, report, results, roofline, studies
+from compare import bench, modes, report, results, roofline, runner, studies
 
 
 def test_idiomatic_mode_matches_tuned_results(quick_study, tmp_path):
@@ -98,3 +99,23 @@ def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
     )  # fmt: skip
     html = report.write_report(out).read_text()
     assert 'id="bench-table"' in html and "thread scaling" in html and "(2.0 %)" in html
+
+
+def test_plan_names_every_backend_and_mode_apart():
+    study = studies.select_models(studies.builtin_study("default"), ["mlp"])
+    options = runner.Options(
+        seeds=1, profile="quick", modes=("tuned", "idiomatic"),
+        keras_backends=("tensorflow", "jax", "torch"),
+    )  # fmt: skip
+    planned = runner.plan(study, options)
+    assert sorted(run.variant for run in planned) == sorted(
+        ["torch", "torch-idiomatic", "keras", "keras-idiomatic", "keras_jax",
+         "keras_jax-idiomatic", "keras_torch", "keras_torch-idiomatic"]
+    )  # fmt: skip
+    assert len({run.path(pathlib.Path("out")) for run in planned}) == len(planned)
+    fake = {"framework": "keras", "keras_backend": "torch", "mode": "idiomatic"}
+    assert results.implementation_label(fake) == "keras[torch] (idiomatic)"
+    assert not results.is_reference_pair(fake)
+    # Keras refuses steps_per_execution > 1 on its torch backend.
+    assert modes.keras_compile_options("tuned", "torch") == {"jit_compile": False}
+    assert modes.keras_compile_options("idiomatic", "jax") == {}
