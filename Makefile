@@ -52,7 +52,9 @@ compare: data
 
 bench: data
 	$(PY) -m compare bench --out $(OUT) $(ARGS)
-	$(PY) -m compare report --out $(OUT)
+	@# The report leads with a study's runs; without one, bench.json waits for `make compare`.
+	@if [ -d $(OUT)/runs ]; then $(PY) -m compare report --out $(OUT); \
+	else echo "Benchmark saved to $(OUT)/bench/bench.json; \`make compare\` adds it to the report."; fi
 
 parity: data
 	$(PY) -m compare parity --out $(OUT) $(ARGS)

@@ -46,7 +46,10 @@ def _configure_tensorflow(threads: int, deterministic: bool) -> dict:
             "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
         },
-        "flags": {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")},
+        "flags": {
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            "tf32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
+        },
         # Read back from TensorFlow (no public getter exists in 2.21).
         "deterministic": {"enable_op_determinism": tf_config.is_op_determinism_enabled()},
     }
@@ -100,7 +103,10 @@ def _configure_torch(threads: int, deterministic: bool) -> dict:
             "intra_op": torch.get_num_threads(),
             "inter_op": torch.get_num_interop_threads(),
         },
-        "flags": {"mkldnn_enabled": torch.backends.mkldnn.is_available()},
+        "flags": {
+            "mkldnn_enabled": torch.backends.mkldnn.is_available(),
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        },
         "deterministic": {
             "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled()
         },

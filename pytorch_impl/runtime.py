@@ -42,7 +42,12 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
             "intra_op": torch.get_num_threads(),
             "inter_op": torch.get_num_interop_threads(),
         },
-        "flags": {"mkldnn_enabled": torch.backends.mkldnn.is_available()},
+        "flags": {
+            "mkldnn_enabled": torch.backends.mkldnn.is_available(),
+            # TF32 only matters on NVIDIA GPUs; recorded so a GPU run's precision is known.
+            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        },
         "deterministic": {
             "requested": deterministic,
             "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
