@@ -226,7 +226,7 @@ def cmd_parity(args) -> int:
     import json
 
     from compare import data, results, studies
-    from compare.spec import KERAS_BACKENDS, StudySpec
+    from compare.spec import CLASSIFIERS, KERAS_BACKENDS, StudySpec
 
     unknown = [b for b in args.keras_backends if b not in KERAS_BACKENDS]
     if unknown or not args.keras_backends:
@@ -234,7 +234,16 @@ def cmd_parity(args) -> int:
             f"unknown Keras backend {(unknown or [''])[0]!r} in --keras-backends: "
             f"choose from {', '.join(KERAS_BACKENDS)}"
         )
-    catalog = StudySpec(name="parity", experiments=tuple(studies.MODELS.values()))
+    # The regression nets are not Fashion-MNIST classifiers: they are checked step by
+    # step against NumPy and each other by compare/regression.py, not by these levels.
+    classifiers = tuple(e for e in studies.MODELS.values() if e.model.architecture in CLASSIFIERS)
+    catalog = StudySpec(name="parity", experiments=classifiers)
+    for name in args.models or []:
+        if name in studies.MODELS and studies.MODELS[name].model.architecture not in CLASSIFIERS:
+            raise UserError(
+                f"{name} is a regression net: its frameworks are compared step by step "
+                "against NumPy in every run (see the report), not by `parity`"
+            )
     experiments = list(studies.select_models(catalog, args.models).experiments)
     data.fetch(args.data_dir)  # a missing data set is a user error, found before any training
     if args.out:

@@ -146,3 +146,9 @@ def test_list_shows_models_for_both_frameworks():
     result = run_cli("list")
     assert result.returncode == 0
     assert "mlp" in result.stdout and "torch,keras" in result.stdout
+
+
+def test_parity_refuses_the_regression_nets_by_name():
+    result = run_cli("parity", "--models", "two_layer_net")
+    assert result.returncode == 2
+    assert "regression net" in result.stderr and "Traceback" not in result.stderr
