@@ -218,11 +218,13 @@ class ParitySpec:
     # other 2 drift apart (5e-3, 6e-2) as rounding tips a ReLU or an update's sign. The
     # notes' 5e-5 bound applies. The float64 replay beside it stays within 1e-13.
     lockstep_adam_atol: float = 5e-5
-    # An unstable run (torch drifts past atol from a one-ulp nudge of its own start: the
-    # MLP with Adam drifts 1.1e-3 in 100 steps) compares loss curves, as the notes advise,
-    # and bounds the parameter gap by this many times torch's own one-ulp drift. Stock
-    # Adam is 110x that drift after one step; the aligned formula stays below 1x.
-    lockstep_loss_rtol: float = 1e-3
+    # Where training amplifies rounding, torch drifts from itself past atol when only
+    # rounding changes: a one-ulp nudge of its start, or another thread count (the same
+    # math summed in another order, as another framework's kernels do). The 4-layer MLP
+    # with Adam drifts 9e-2 in 100 steps between 1 and 2 threads; logreg's SGD at lr 0.5,
+    # 9e-2. Past that horizon the level bounds the loss and parameter gaps by this many
+    # times torch's own drift (the notes' "compare loss curves, not parameters" made
+    # measurable); before it, atol holds. Stock Adam is ~1e5x that drift after one step.
     lockstep_floor_factor: float = 10.0
 
 
