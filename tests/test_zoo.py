@@ -131,7 +131,10 @@ def test_seed002_sides_are_the_two_scripts_as_written():
         assert side.data.pipeline == "native"
         assert (side.train.epochs, side.train.batch_size) == (20, 64)
         assert side.framework_overrides == {}
-    assert studies.STUDIES["faithful"] == ("seed002", "mlp_512_tutorial")
+    # The faithful study also carries the ladder that explains it, seed002 first.
+    ladder = tuple(rung.name for rung, _ in studies.ABLATION_RUNGS)
+    assert studies.STUDIES["faithful"][:2] == ("seed002", "mlp_512_tutorial")
+    assert set(studies.STUDIES["faithful"]) == {"mlp_512_tutorial", *ladder}
 
 
 def _side_fields(experiment, framework) -> dict:
