@@ -134,6 +134,8 @@ def run_bench(options: BenchOptions) -> int:
     (experiment,) = study.experiments
     examples = train_size(experiment.data)
     run_options = runner.Options(
+        # The GEMM-bound time and the thread sweep are CPU measurements: so are the runs.
+        device="cpu",
         frameworks=options.frameworks,
         modes=options.modes,
         seeds=options.repeats,

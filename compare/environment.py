@@ -17,6 +17,8 @@ ENV_FLAGS = (
     "XLA_FLAGS",
     "KERAS_BACKEND",
     "CUDA_VISIBLE_DEVICES",
+    "JAX_PLATFORMS",
+    "KERAS_TORCH_DEVICE",
     "TF_DETERMINISTIC_OPS",
 )
 ROOT = pathlib.Path(__file__).resolve().parent.parent

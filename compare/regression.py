@@ -133,7 +133,7 @@ def train_and_record(impl, experiment: ExperimentSpec, seed: int, phases, result
     with phases.phase("build"):
         model = impl.build_model(experiment.model, x.shape[1], y.shape[1])
         impl.set_weights(model, initial_weights(experiment, seed))
-        trainer = impl.Trainer(model, experiment.train)
+        trainer = impl.Trainer(model, experiment.train, device=result.get("device", "cpu"))
     result["parameter_count"] = impl.count_parameters(model)
 
     epochs = result["epochs"]

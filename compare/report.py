@@ -147,6 +147,26 @@ def api_overhead(overview: list[dict]) -> list[dict]:
     return rows
 
 
+def gpu_rows(runs: list[dict]) -> dict[str, str]:
+    """One line per implementation that ran on a GPU: which GPU, with what driver and CUDA."""
+    rows = {}
+    for run in runs:
+        gpu = run.get("gpu")
+        if not gpu:
+            continue
+        memory = gpu.get("memory_total_mb")
+        parts = [
+            gpu.get("name") or "unknown GPU",
+            f"{memory:.0f} MiB" if memory is not None else "memory unknown",
+            f"driver {gpu.get('driver_version') or 'unknown'}",
+            f"CUDA {gpu.get('cuda_version') or 'unknown'}",
+        ]
+        shown = ("name", "memory_total_mb", "driver_version", "cuda_version")
+        parts += [f"{key} {value}" for key, value in gpu.items() if key not in shown]
+        rows[tables.implementation(run)] = "; ".join(parts)
+    return rows
+
+
 def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     study = _optional_json(out / "study.json") or {}
     runs, stale = current_runs(runs, study.get("planned", []))
@@ -180,6 +200,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         ),
         "environment": environment,
         "runtimes": {tables.implementation(r): r["runtime"] for r in runs if r.get("runtime")},
+        "gpus": gpu_rows(runs),
         "threads": sorted({r["threads"] for r in runs if r.get("threads")}),
         "devices": sorted({r["device"] for r in runs if r.get("device")}),
         "defaults": (parity or {}).get("defaults"),

@@ -5,7 +5,7 @@ count, so one framework's runtime never shares a process with the other. What a 
 promises (issue #7):
 
 - Every input is checked before the first run starts: the plan (spec values), the
-  output directory, `--device gpu` (probed once per framework) and the data.
+  output directory, `--device gpu` (probed once per framework and Keras backend) and the data.
 - A lock keeps two studies out of one output directory.
 - A run's outcome is its result file, written atomically (by the worker, or by the
   runner when the worker died): `ok`, `diverged` (NaN/inf loss) or `failed`
@@ -242,20 +242,27 @@ def worker_command() -> list[str]:
 
 
 def probe_devices(options: Options) -> None:
-    """`--device gpu`: ask each framework once, before any run, whether it can comply."""
+    """`--device gpu`: ask each framework (Keras: on each backend asked for) once, before
+    any run, whether it can comply; each backend sees the GPU through its own library."""
     if options.device != "gpu":
-        return  # cpu needs no check; auto falls back in the worker and says so
+        return  # cpu needs no check; with auto each worker picks a device and says which
     for framework in options.frameworks:
-        probe = subprocess.run(
-            [*worker_command()[:-1], "--probe", framework, "--device", options.device],
-            capture_output=True,
-            text=True,
-            env=_child_env(1),
-            cwd=environment.ROOT,
-        )
-        if probe.returncode != 0:
-            lines = probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"]
-            raise UserError(lines[-1].removeprefix("error: "))
+        backends = options.keras_backends if framework == "keras" else (None,)
+        for backend in backends:
+            _probe_device(framework, backend, options.device)
+
+
+def _probe_device(framework: str, keras_backend: str | None, device: str) -> None:
+    probe = subprocess.run(
+        [*worker_command()[:-1], "--probe", framework, "--device", device],
+        capture_output=True,
+        text=True,
+        env=_child_env(1, keras_backend),
+        cwd=environment.ROOT,
+    )
+    if probe.returncode != 0:
+        lines = probe.stderr.strip().splitlines() or [f"exit code {probe.returncode}"]
+        raise UserError(lines[-1].removeprefix("error: "))
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -134,6 +134,8 @@ def train_and_evaluate(request: dict, result: dict) -> None:
     phases.synchronize = impl.synchronize
     result["device"] = result["runtime"]["device"]
     result["device_notice"] = result["runtime"]["device_notice"]
+    # Outside every timed phase: it may start CUDA and runs nvidia-smi.
+    result["gpu"] = impl.gpu_info(result["device"])
     if result["device_notice"]:
         emit("NOTICE", result["device_notice"])
 
@@ -154,7 +156,7 @@ def train_and_evaluate(request: dict, result: dict) -> None:
 
     with phases.phase("build"):
         model = impl.build_model(experiment.model)
-        trainer = impl.Trainer(model, train_spec, mode)
+        trainer = impl.Trainer(model, train_spec, mode, device=result["device"])
     result["parameter_count"] = impl.count_parameters(model)
 
     def score(x, y):
@@ -242,6 +244,7 @@ def execute(request: dict) -> int:
         "stage": "setup",  # setup, training, test: where a failure happened
         "epochs": [],
         "environment": environment.fingerprint(),
+        "gpu": None,  # the GPU the run used, once the framework has chosen its device
         # Seconds from the runner's spawn to this line: interpreter start and our imports.
         "startup_seconds": started - request["spawn_time"],
     }

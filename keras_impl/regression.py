@@ -85,9 +85,10 @@ def sum_squared_error(prediction, target):
 
 
 class Trainer:
-    """Owns the optimizer state; each `step` is one full-batch update."""
+    """Owns the optimizer state, on the run's device; each `step` is one full-batch update."""
 
-    def __init__(self, model: RegressionNet, train_spec):
+    def __init__(self, model: RegressionNet, train_spec, device: str = "cpu"):
+        # Parity: `device` is not used: Keras places its work itself (see train.Trainer).
         self.model = model
         self.optimizer = make_optimizer(train_spec)
         self.optimizer.build(model.trainable_variables)

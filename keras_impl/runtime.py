@@ -3,6 +3,11 @@
 Keras runs on the backend named by KERAS_BACKEND when it is first imported
 (tensorflow, jax or torch); each setting below goes to that backend's library, through
 one small function per backend, so the rest of keras_impl stays backend-neutral.
+
+Keras places its work on the backend's GPU by itself whenever the backend sees one. So
+the danger is the other way round: a CPU run (`--device cpu`) must hide the GPU from
+the backend before its runtime starts (`HIDE_GPU`). On the GPU, TF32 is turned off
+(`FLOAT32`) and the GPU is described in the run's result (`gpu_info`).
 """
 
 from __future__ import annotations
@@ -48,7 +53,6 @@ def _configure_tensorflow(threads: int, deterministic: bool) -> dict:
         },
         "flags": {
             "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
-            "tf32_execution": tf.config.experimental.tensor_float_32_execution_enabled(),
         },
         # Read back from TensorFlow (no public getter exists in 2.21).
         "deterministic": {"enable_op_determinism": tf_config.is_op_determinism_enabled()},
@@ -103,10 +107,7 @@ def _configure_torch(threads: int, deterministic: bool) -> dict:
             "intra_op": torch.get_num_threads(),
             "inter_op": torch.get_num_interop_threads(),
         },
-        "flags": {
-            "mkldnn_enabled": torch.backends.mkldnn.is_available(),
-            "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
-        },
+        "flags": {"mkldnn_enabled": torch.backends.mkldnn.is_available()},
         "deterministic": {
             "use_deterministic_algorithms": torch.are_deterministic_algorithms_enabled()
         },
@@ -123,11 +124,13 @@ CONFIGURE = {
 def configure(threads: int, seed: int, device: str, deterministic: bool = False) -> dict:
     """Pin threads, seed the RNG, choose the device and determinism; return what was set.
 
-    `device` is "cpu", "gpu" or "auto" ("auto" falls back to the CPU with a notice).
+    `device` is "cpu", "gpu" or "auto" (compare/devices.py decides); for "cpu" the GPU
+    is hidden from the backend first.
     `deterministic` turns on the backend's deterministic kernels (`--deterministic`).
     """
     name = backend()
-    # Threads first: TensorFlow raises, and XLA ignores its flags, once started.
+    # Before anything else: TensorFlow raises, and XLA ignores its flags, once started.
+    gpu_hidden_by = HIDE_GPU[name]() if device == "cpu" else None
     settings = CONFIGURE[name](threads, deterministic)
     import keras
 
@@ -142,13 +145,149 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
         "device": chosen,
         "device_notice": notice,
         "gpu_visible": settings["gpu_visible"],
+        "gpu_hidden_by": gpu_hidden_by,
         "versions": {name: settings["library_version"], "keras": keras.__version__},
         "keras_backend": name,
         "keras_backend_version": settings["library_version"],
         "threads": settings["threads"],
-        "flags": settings["flags"],
+        "flags": {**settings["flags"], **FLOAT32[name](chosen == "gpu")},
         "deterministic": {"requested": deterministic, **settings["deterministic"]},
     }
+
+
+# --- the GPU: hidden for a CPU run, full float32 on it, what it is --------------------
+
+
+def _hide_gpu_tensorflow() -> str:
+    import tensorflow as tf
+
+    # Listing devices does not start TensorFlow's runtime; it must not have started.
+    if tf.config.list_physical_devices("GPU"):
+        tf.config.set_visible_devices([], "GPU")
+    return "tf.config.set_visible_devices([], 'GPU')"
+
+
+def _hide_gpu_jax() -> str:
+    import jax
+    from jax._src import xla_bridge
+
+    # Read when XLA's clients start (first computation), not at import; the GPU client
+    # is then never made, nor its memory preallocated.
+    if not xla_bridge.backends_are_initialized():
+        jax.config.update("jax_platforms", "cpu")
+    elif jax.default_backend() != "cpu":
+        raise RuntimeError("JAX already runs on the GPU: set JAX_PLATFORMS=cpu before it starts")
+    return "jax_platforms=cpu"
+
+
+def _hide_gpu_torch() -> str:
+    from keras.src.backend.torch import core
+
+    # Keras on torch picks its device once, when keras is imported (KERAS_TORCH_DEVICE,
+    # else CUDA whenever torch sees a GPU), before this runs. Nothing is placed yet:
+    # reset the choice to what KERAS_TORCH_DEVICE=cpu would have made it.
+    core.DEFAULT_DEVICE = "cpu"
+    return "Keras torch device cpu (as KERAS_TORCH_DEVICE=cpu)"
+
+
+HIDE_GPU = {
+    "tensorflow": _hide_gpu_tensorflow,
+    "jax": _hide_gpu_jax,
+    "torch": _hide_gpu_torch,
+}
+
+
+def _float32_tensorflow(on_gpu: bool) -> dict:
+    import tensorflow as tf
+
+    if on_gpu:
+        # Parity: TensorFlow runs float32 matmuls and convolutions in TF32 on Ampere
+        # and newer GPUs by default; PyTorch is told not to (pytorch_impl.runtime).
+        tf.config.experimental.enable_tensor_float_32_execution(False)
+    return {"tf32_execution": tf.config.experimental.tensor_float_32_execution_enabled()}
+
+
+def _float32_jax(on_gpu: bool) -> dict:
+    import jax
+
+    if on_gpu:
+        # Parity: XLA's default precision runs float32 dots and convolutions in TF32 on
+        # Ampere and newer GPUs; "highest" is full float32, as on the torch side.
+        jax.config.update("jax_default_matmul_precision", "highest")
+    return {"jax_default_matmul_precision": jax.config.jax_default_matmul_precision}
+
+
+def _float32_torch(on_gpu: bool) -> dict:
+    import torch
+
+    if on_gpu:
+        # Parity: as native torch (pytorch_impl.runtime): cuBLAS and cuDNN without TF32.
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return {
+        "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+        "tf32_cudnn": torch.backends.cudnn.allow_tf32,
+    }
+
+
+FLOAT32 = {
+    "tensorflow": _float32_tensorflow,
+    "jax": _float32_jax,
+    "torch": _float32_torch,
+}
+
+
+def _gpu_info_tensorflow() -> dict:
+    import tensorflow as tf
+
+    gpu = tf.config.get_visible_devices("GPU")[0]
+    details = tf.config.experimental.get_device_details(gpu)
+    build = tf.sysconfig.get_build_info()
+    capability = details.get("compute_capability")
+    return devices.gpu_record(
+        details.get("device_name", gpu.name),
+        None,  # TensorFlow does not say
+        build.get("cuda_version"),
+        compute_capability=".".join(map(str, capability)) if capability else None,
+        cudnn_version=build.get("cudnn_version"),
+    )
+
+
+def _gpu_info_jax() -> dict:
+    import jax
+
+    gpu = jax.devices("gpu")[0]
+    return devices.gpu_record(
+        gpu.device_kind,
+        None,  # JAX says only how much its allocator may take
+        gpu.client.platform_version,  # the GPU client's CUDA version, as JAX words it
+        compute_capability=getattr(gpu, "compute_capability", None),
+    )
+
+
+def _gpu_info_torch() -> dict:
+    import torch
+
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return devices.gpu_record(
+        properties.name,
+        properties.total_memory / 2**20,
+        torch.version.cuda,
+        compute_capability=f"{properties.major}.{properties.minor}",
+        cudnn_version=torch.backends.cudnn.version(),
+    )
+
+
+GPU_INFO = {
+    "tensorflow": _gpu_info_tensorflow,
+    "jax": _gpu_info_jax,
+    "torch": _gpu_info_torch,
+}
+
+
+def gpu_info(device: str) -> dict | None:
+    """The GPU a run on `device` uses (name, memory, driver, CUDA); None on the CPU."""
+    return GPU_INFO[backend()]() if device == "gpu" else None
 
 
 # --- synchronisation: one function per backend ---------------------------------------

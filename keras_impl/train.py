@@ -233,9 +233,18 @@ def loss_and_gradients(
 
 
 class Trainer:
-    """Owns the optimizer state for one model."""
+    """Owns the optimizer state for one model, on the run's device ("cpu" or "gpu")."""
 
-    def __init__(self, model: keras.Model, train_spec, mode: str = modes.DEFAULT_MODE):
+    def __init__(
+        self,
+        model: keras.Model,
+        train_spec,
+        mode: str = modes.DEFAULT_MODE,
+        device: str = "cpu",
+    ):
+        # Parity: `device` is not used here. Keras places variables and steps on its
+        # backend's device itself: the GPU when it sees one, and runtime.configure
+        # hides the GPU from it for a CPU run. PyTorch moves the model itself.
         self.model = model
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss

@@ -1,20 +1,27 @@
 """PyTorch implementation of the study's contract (mirrors `keras_impl`).
 
 The runner, the parity suite and the benchmarks call only these names:
-configure, synchronize, float_precision, build_model, count_parameters, get_weights,
+configure, synchronize, gpu_info, float_precision, build_model, count_parameters, get_weights,
 set_weights, Trainer (train_epoch; train_step and apply_gradients for single steps),
 predict, loss_and_gradients, training_batches, load_fashion_mnist.
 """
 
 from pytorch_impl.data import load_fashion_mnist
 from pytorch_impl.model import build_model, count_parameters, get_weights, set_weights
-from pytorch_impl.runtime import FRAMEWORK, configure, float_precision, synchronize
+from pytorch_impl.runtime import (
+    FRAMEWORK,
+    configure,
+    float_precision,
+    gpu_info,
+    synchronize,
+)
 from pytorch_impl.train import Trainer, loss_and_gradients, predict, training_batches
 
 __all__ = [
     "FRAMEWORK",
     "configure",
     "synchronize",
+    "gpu_info",
     "float_precision",
     "build_model",
     "count_parameters",

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pytorch_impl import runtime
 from pytorch_impl.model import ACTIVATIONS, dense
 from pytorch_impl.train import make_optimizer
 
@@ -84,15 +85,18 @@ def sum_squared_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.T
 
 
 class Trainer:
-    """Owns the optimizer state; each `step` is one full-batch update."""
+    """Owns the optimizer state, on the run's device; each `step` is one full-batch update."""
 
-    def __init__(self, model: RegressionNet, train_spec):
-        self.model = model
+    def __init__(self, model: RegressionNet, train_spec, device: str = "cpu"):
+        self.device = runtime.torch_device(device)
+        self.model = model.to(self.device)
         self.optimizer = make_optimizer(model.parameters(), train_spec)
 
     def step(self, x: np.ndarray, y: np.ndarray, depth: int = 0) -> float:
         """One update on (x, y); returns the loss before it, as the tutorial prints."""
-        loss = sum_squared_error(self.model(torch.from_numpy(x), depth), torch.from_numpy(y))
+        # The tutorial's data is small (N 64): it goes to the device with every step.
+        x, y = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        loss = sum_squared_error(self.model(x, depth), y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -100,5 +104,6 @@ class Trainer:
 
 
 def predict(model: RegressionNet, x: np.ndarray, depth: int = 0) -> np.ndarray:
+    device = next(model.parameters()).device
     with torch.inference_mode():
-        return model(torch.from_numpy(x), depth).numpy()
+        return model(torch.from_numpy(x).to(device), depth).cpu().numpy()

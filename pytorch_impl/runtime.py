@@ -1,4 +1,8 @@
-"""PyTorch runtime: threads, seed, device, determinism, float precision; what runs record."""
+"""PyTorch runtime: threads, seed, device, determinism, float precision; what runs record.
+
+On the GPU (`device` "gpu"), the Trainer moves the model and its data to
+`torch_device("gpu")`; `gpu_info` describes that GPU for the run's result.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ FRAMEWORK = "torch"
 def configure(threads: int, seed: int, device: str, deterministic: bool = False) -> dict:
     """Pin threads, seed the RNG, choose the device and determinism; return what was set.
 
-    `device` is "cpu", "gpu" or "auto" ("auto" falls back to the CPU with a notice).
+    `device` is "cpu", "gpu" or "auto" (compare/devices.py decides). With "cpu" nothing
+    is hidden: the model and data simply never move to CUDA.
     `deterministic` turns on the framework's deterministic kernels (`--deterministic`).
     """
     import torch
@@ -32,6 +37,12 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
     chosen, notice = devices.resolve(
         device, "PyTorch", has_gpu, hint="torch.cuda.is_available() is False"
     )
+    if chosen == "gpu":
+        # Parity: full float32 products on both sides. torch already defaults cuBLAS
+        # to it, but lets cuDNN (convolutions) use TF32; TensorFlow and XLA use TF32 on
+        # Ampere and newer unless told not to (keras_impl.runtime does).
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     return {
         "framework": FRAMEWORK,
         "device": chosen,
@@ -46,6 +57,7 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
             "mkldnn_enabled": torch.backends.mkldnn.is_available(),
             # TF32 only matters on NVIDIA GPUs; recorded so a GPU run's precision is known.
             "tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+            "tf32_cudnn": torch.backends.cudnn.allow_tf32,
             "float32_matmul_precision": torch.get_float32_matmul_precision(),
         },
         "deterministic": {
@@ -55,6 +67,29 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
             "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         },
     }
+
+
+def torch_device(device: str):
+    """The torch.device of a run's device ("cpu" or "gpu", as `configure` chose it)."""
+    import torch
+
+    return torch.device("cuda" if device == "gpu" else "cpu")
+
+
+def gpu_info(device: str) -> dict | None:
+    """The GPU a run on `device` uses (name, memory, driver, CUDA); None on the CPU."""
+    if device != "gpu":
+        return None
+    import torch
+
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return devices.gpu_record(
+        properties.name,
+        properties.total_memory / 2**20,
+        torch.version.cuda,
+        compute_capability=f"{properties.major}.{properties.minor}",
+        cudnn_version=torch.backends.cudnn.version(),
+    )
 
 
 def synchronize() -> None:

@@ -6,6 +6,10 @@ examples, which is what Keras's `fit` logs. With `data.pipeline = "native"` the
 examples come instead through each framework's own input path, as the seed scripts
 feed them (`train_epoch_native`). The parity suite also takes single steps, computes
 gradients and applies given gradients, always in the canonical layout.
+
+On the GPU the Trainer holds the model there; the shared arrays go to it once per
+epoch (tuned mode) or batch by batch, as the tutorials' `.to(device)` (DataLoader
+paths). `predict` runs where the model is and returns NumPy. The CPU is the default.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import torch
 from torch.nn import functional
 
 from compare import modes
+from pytorch_impl import runtime
 from pytorch_impl.model import get_weights, set_weights
+
+CPU = torch.device("cpu")
 
 
 def make_optimizer(parameters, train_spec, mode: str = modes.DEFAULT_MODE):
@@ -71,9 +78,11 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, loss: str = "cross_entro
     raise ValueError(f"unknown loss {loss!r}")
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int):
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, device=CPU):
     """The (inputs, labels) tensors `train_epoch` feeds the model, in order."""
-    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
+    # Parity: PyTorch only. The epoch is copied to the device once and sliced there
+    # (a no-op on the CPU); Keras's fit moves its batches to its device itself.
+    inputs, labels = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
     for start in range(0, len(inputs), batch_size):
         yield inputs[start : start + batch_size], labels[start : start + batch_size]
 
@@ -102,13 +111,19 @@ def _as_native(model: torch.nn.Module, arrays: list[np.ndarray]) -> list[torch.T
     return tensors
 
 
+def _device_of(model: torch.nn.Module) -> torch.device:
+    """Where the model's parameters live: its inputs must go there too."""
+    return next(model.parameters()).device
+
+
 def loss_and_gradients(
     model: torch.nn.Module, x: np.ndarray, y: np.ndarray
 ) -> tuple[float, list[np.ndarray]]:
     """The training-mode loss on one batch and its gradients, in the canonical layout."""
     model.train()
     model.zero_grad(set_to_none=True)
-    loss = loss_fn(model(torch.from_numpy(x)), torch.from_numpy(y))
+    device = _device_of(model)
+    loss = loss_fn(model(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device))
     loss.backward()
     gradients = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters()]
     model.zero_grad(set_to_none=True)
@@ -116,10 +131,18 @@ def loss_and_gradients(
 
 
 class Trainer:
-    """Owns the optimizer state for one model."""
+    """Owns the optimizer state for one model, on the run's device ("cpu" or "gpu")."""
 
-    def __init__(self, model: torch.nn.Module, train_spec, mode: str = modes.DEFAULT_MODE):
-        self.model = model
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_spec,
+        mode: str = modes.DEFAULT_MODE,
+        device: str = "cpu",
+    ):
+        self.device = runtime.torch_device(device)
+        # Moved before the optimizer is made: it keeps (and fuses over) these parameters.
+        self.model = model.to(self.device)
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss
         self.optimizer = make_optimizer(model.parameters(), train_spec, mode)
@@ -136,21 +159,25 @@ class Trainer:
     def _train_batches(self, batches) -> float:
         """One optimizer step per (inputs, targets) batch; the mean loss over examples."""
         self.model.train()
-        total, count = torch.zeros((), dtype=torch.float64), 0
+        total, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for batch_x, batch_y in batches:
-            # Accumulate on the tensor: no per-step host sync.
+            # DataLoader batches come from the CPU: copied per step, as the tutorials
+            # do (a no-op for batches already on the device, and on the CPU).
+            batch_x, batch_y = batch_x.to(self.device), batch_y.to(self.device)
+            # Accumulate on the device: no per-step host sync.
             total += self._step(batch_x, batch_y) * len(batch_x)
             count += len(batch_x)
         return float(total) / count
 
     def train_epoch(self, x: np.ndarray, y: np.ndarray) -> float:
         """One pass over (x, y) in the given order; returns the mean training loss."""
-        return self._train_batches(training_batches(x, y, self.batch_size))
+        return self._train_batches(training_batches(x, y, self.batch_size, self.device))
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on one batch, as `train_epoch` takes it; returns its loss."""
         self.model.train()
-        return float(self._step(torch.from_numpy(x), torch.from_numpy(y)))
+        inputs, labels = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        return float(self._step(inputs, labels))
 
     def apply_gradients(self, gradients: list[np.ndarray]) -> None:
         """One optimizer step with the given canonical-layout gradients."""
@@ -216,9 +243,9 @@ class NativeImages(torch.utils.data.Dataset):
 
 
 def predict(model: torch.nn.Module, x: np.ndarray, batch_size: int) -> np.ndarray:
-    """Logits for x in inference mode (dropout off)."""
+    """Logits for x in inference mode (dropout off), computed where the model is."""
     model.eval()
-    inputs = torch.from_numpy(x)
+    inputs = torch.from_numpy(x).to(_device_of(model))  # one copy to the device
     with torch.inference_mode():
         outputs = [model(inputs[i : i + batch_size]) for i in range(0, len(inputs), batch_size)]
-    return torch.cat(outputs).numpy()
+    return torch.cat(outputs).cpu().numpy()  # one copy back
