@@ -250,7 +250,8 @@ class Trainer:
         self.loss = train_spec.loss
         # Tuned: a compiled train step, several steps per compiled call (fewer host
         # syncs); idiomatic: compile's defaults. Per backend: compare/modes.py.
-        execution = modes.keras_compile_options(mode, keras.backend.backend())
+        dropout = any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
+        execution = modes.keras_compile_options(mode, keras.backend.backend(), dropout)
         model.compile(
             optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss), **execution
         )
