@@ -101,6 +101,9 @@ def build_parser() -> Parser:
 
     parity = commands.add_parser("parity", help="prove both implementations are the same model")
     parity.add_argument("--models", type=_csv, help="comma-separated built-in models (all)")
+    parity.add_argument(
+        "--study", help="check the classifiers of a study (built-in name or .toml file) instead"
+    )
     parity.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parity.add_argument("--out", type=pathlib.Path, help="also write OUT/parity.json")
     # One thread each: both runtimes share this process, and the checks are about numbers.
@@ -222,6 +225,15 @@ def cmd_list(args) -> int:
     return 0
 
 
+def _absolute_study(study: str | None) -> str | None:
+    """A study file's path made absolute (subprocesses run from the repository root)."""
+    from compare import studies
+
+    if study is None or study in studies.STUDIES:
+        return study
+    return str(pathlib.Path(study).resolve())
+
+
 def cmd_parity(args) -> int:
     import json
 
@@ -236,7 +248,19 @@ def cmd_parity(args) -> int:
         )
     # The regression nets are not Fashion-MNIST classifiers: they are checked step by
     # step against NumPy and each other by compare/regression.py, not by these levels.
-    classifiers = tuple(e for e in studies.MODELS.values() if e.model.architecture in CLASSIFIERS)
+    # An experiment with framework_overrides differs between the frameworks on purpose
+    # (the seed-002 scripts and their ladder): there is no "same model" to prove.
+    source = (
+        studies.resolve_study(args.study).experiments if args.study else studies.MODELS.values()
+    )
+    classifiers = tuple(
+        e for e in source if e.model.architecture in CLASSIFIERS and not e.framework_overrides
+    )
+    if not classifiers:
+        raise UserError(
+            f"study {args.study} has no classifier the same on both sides to check: parity "
+            "covers Fashion-MNIST classifiers without framework_overrides"
+        )
     catalog = StudySpec(name="parity", experiments=classifiers)
     for name in args.models or []:
         if name in studies.MODELS and studies.MODELS[name].model.architecture not in CLASSIFIERS:
@@ -257,7 +281,11 @@ def cmd_parity(args) -> int:
     from compare import parity  # imports both frameworks: only once the input is known good
 
     report = parity.run_backends(
-        experiments, args.threads, args.keras_backends, data_dir=args.data_dir
+        experiments,
+        args.threads,
+        args.keras_backends,
+        data_dir=args.data_dir,
+        study=_absolute_study(args.study),
     )
     if args.out:
         results.write_json_atomic(args.out / "parity.json", report)

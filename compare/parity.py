@@ -213,13 +213,21 @@ def _versions(backend: str) -> dict:
 
 
 def _run_in_subprocess(
-    backend: str, experiments: list[ExperimentSpec], threads: int, data_dir: str | None
+    backend: str,
+    experiments: list[ExperimentSpec],
+    threads: int,
+    data_dir: str | None,
+    study: str | None = None,
 ) -> dict:
-    """The report of `python -m compare parity` with Keras on `backend`, in a new process."""
+    """The report of `python -m compare parity` with Keras on `backend`, in a new process.
+
+    `study` (a built-in name or a study file's absolute path) is where experiments not
+    in the catalog come from."""
     with tempfile.TemporaryDirectory() as out:
         command = [
             *(sys.executable, "-m", "compare", "parity", "--keras-backends", backend),
             *("--models", ",".join(e.name for e in experiments)),
+            *(("--study", study) if study else ()),
             *("--threads", str(threads), "--out", out),
             *(("--data-dir", data_dir) if data_dir else ()),
         ]
@@ -271,6 +279,7 @@ def run_backends(
     keras_backends: list[str],
     parity: ParitySpec | None = None,
     data_dir: str | None = None,
+    study: str | None = None,
 ) -> dict:
     """The parity report for Keras on each backend: this process's one in-process, every
     other in its own process (Keras's backend is fixed at import)."""
@@ -280,7 +289,7 @@ def run_backends(
         if backend == here:
             reports[backend] = run(experiments, threads, parity, data_dir)
         else:
-            reports[backend] = _run_in_subprocess(backend, experiments, threads, data_dir)
+            reports[backend] = _run_in_subprocess(backend, experiments, threads, data_dir, study)
     return merge(reports)
 
 

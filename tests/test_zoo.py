@@ -403,6 +403,21 @@ def test_a_study_file_with_a_new_mlp_runs_in_both_frameworks(tmp_path):
         assert section in html
     assert "86-87 %" in html
 
+    # The new MLP passes parity from the study file, with no code change: Keras on
+    # TensorFlow in the command's process, on JAX in a process of its own (which must
+    # read the same file). seed002 differs between frameworks on purpose: not checked.
+    checked = run_cli(
+        "parity", "--study", str(study), "--keras-backends", "tensorflow,jax", "--json"
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    parity_report = json.loads(checked.stdout)
+    assert parity_report["passed"]
+    assert set(parity_report["models"]) == {"my_mlp", "my_mlp [keras:jax]"}
+    only_scripts = tmp_path / "scripts.toml"
+    only_scripts.write_text('[[experiment]]\nname = "seed002"\nbase = "seed002"\n')
+    refused = run_cli("parity", "--study", str(only_scripts))
+    assert refused.returncode == 2 and "framework_overrides" in refused.stderr
+
 
 @pytest.mark.parametrize("module", ["pytorch_impl", "keras_impl"])
 def test_classifier_builders_refuse_the_regression_nets(module):
