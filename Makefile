@@ -17,8 +17,10 @@ $(VENV)/.installed-gpu$(GPU): requirements.lock requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 ifeq ($(GPU),1)
-	# GPU builds: TensorFlow with CUDA instead of tensorflow-cpu; the rest as pinned.
-	sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' requirements.txt > $(VENV)/requirements-gpu.txt
+	# GPU builds: TensorFlow with CUDA instead of tensorflow-cpu, JAX with its CUDA 12
+	# plugin (same version); PyPI's torch wheel is already a CUDA build; the rest as pinned.
+	sed -e 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' -e 's/^jax==/jax[cuda12]==/' \
+	  requirements.txt > $(VENV)/requirements-gpu.txt
 	$(PY) -m pip install --quiet -r $(VENV)/requirements-gpu.txt
 else
 	$(PY) -m pip install --quiet -r requirements.lock
