@@ -241,8 +241,9 @@ def test_sigkill_of_the_runner_then_rerun_completes_identically(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_a_second_study_is_locked_out(tmp_path):
-    # Three runs: the interrupt lands while the second or third one is running.
-    study_args = torch_study(seeds=3)
+    # Eight runs: the interrupt lands while one of them runs, even when the lock-out check
+    # below is slow on a loaded machine (with three, the study once finished first).
+    study_args = torch_study(seeds=8)
     out = tmp_path / "out"
     study = start_study(*study_args, "--out", str(out))
     try:
@@ -270,7 +271,7 @@ def test_ctrl_c_stops_cleanly_and_a_second_study_is_locked_out(tmp_path):
     wait_for(lambda: not alive(worker_pid), timeout=10, what="the worker to die")
     runs = result_files(out)
     assert runs["mlp/torch-seed0"]["status"] == "ok"
-    assert "mlp/torch-seed2" not in runs and not list(out.rglob("*.tmp"))
+    assert len(runs) < 8 and not list(out.rglob("*.tmp"))  # the study did not finish
     assert all(r["status"] == "ok" for r in runs.values())  # nothing half-done recorded
 
 
