@@ -81,6 +81,12 @@ def wait_for(condition, timeout: float = 120.0, what: str = "condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _foreground_signals() -> None:
+    # A shell's background job (`make test &`, nohup) starts with SIGINT ignored, and
+    # children inherit that: a foreground job never has it ignored, so restore it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_study(*args: str) -> subprocess.Popen:
     """A study in its own process group, as a terminal starts a foreground job."""
     return subprocess.Popen(
@@ -90,6 +96,7 @@ def start_study(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=_foreground_signals,
     )
 
 
