@@ -91,3 +91,18 @@ def gpu_record(
         "cuda_version": cuda_version,
         **details,
     }
+
+
+def torch_gpu_record() -> dict:
+    """The `gpu` field of a run on torch's current CUDA device: native PyTorch and Keras on
+    its torch backend share torch's runtime, so they describe the GPU the same way."""
+    import torch
+
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return gpu_record(
+        properties.name,
+        properties.total_memory / 2**20,
+        torch.version.cuda,
+        compute_capability=f"{properties.major}.{properties.minor}",
+        cudnn_version=torch.backends.cudnn.version(),
+    )

@@ -158,7 +158,8 @@ HEADLINE = "mlp"
 # neither the model nor a single input value, only how batches are produced (and so the
 # shuffle stream), so its rung answers the speed half of "why did Keras look faster and
 # worse?" on its own, and every later rung trains on preloaded arrays (the PyTorch
-# script's per-example transforms cost ~7 s per epoch here, against ~1.3 s preloaded).
+# script's per-example transforms cost 8.2 s per epoch here, against 1.25 s preloaded,
+# in the faithful study's first two rungs).
 # Then the suspected accuracy causes (input scale, optimizer, loss form,
 # initialisation), then the validation hold-out, which changes the amount of data.
 SEED002_DIFFERENCES: tuple[tuple[str, dict], ...] = (

@@ -265,23 +265,10 @@ def _gpu_info_jax() -> dict:
     )
 
 
-def _gpu_info_torch() -> dict:
-    import torch
-
-    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
-    return devices.gpu_record(
-        properties.name,
-        properties.total_memory / 2**20,
-        torch.version.cuda,
-        compute_capability=f"{properties.major}.{properties.minor}",
-        cudnn_version=torch.backends.cudnn.version(),
-    )
-
-
 GPU_INFO = {
     "tensorflow": _gpu_info_tensorflow,
     "jax": _gpu_info_jax,
-    "torch": _gpu_info_torch,
+    "torch": devices.torch_gpu_record,
 }
 
 

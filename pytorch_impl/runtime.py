@@ -78,18 +78,7 @@ def torch_device(device: str):
 
 def gpu_info(device: str) -> dict | None:
     """The GPU a run on `device` uses (name, memory, driver, CUDA); None on the CPU."""
-    if device != "gpu":
-        return None
-    import torch
-
-    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
-    return devices.gpu_record(
-        properties.name,
-        properties.total_memory / 2**20,
-        torch.version.cuda,
-        compute_capability=f"{properties.major}.{properties.minor}",
-        cudnn_version=torch.backends.cudnn.version(),
-    )
+    return devices.torch_gpu_record() if device == "gpu" else None
 
 
 def synchronize() -> None:
