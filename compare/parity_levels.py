@@ -224,23 +224,28 @@ def check_loaders(data_dir: str | None = None) -> dict:
 
 
 def check_data(experiment: ExperimentSpec, shared: data_mod.SharedData, loaders: dict) -> Check:
-    """Each framework's training input path yields the shared split bitwise; loaders agree."""
+    """Each framework's training input path yields an epoch of the shared split bitwise,
+    in the runner's order (its first epoch of seed 0); the dataset loaders agree."""
     fed = {}
+    order = data_mod.epoch_order(0, 0, len(shared.y_train))
+    expected_x, expected_y = shared.x_train[order], shared.y_train[order]
     for impl in (T, K):
         batches = list(
-            impl.training_batches(shared.x_train, shared.y_train, experiment.train.batch_size)
+            impl.training_batches(
+                shared.x_train, shared.y_train, experiment.train.batch_size, order
+            )
         )
         x = np.concatenate([np.asarray(bx) for bx, _ in batches])
         y = np.concatenate([np.asarray(by) for _, by in batches])
         fed[impl.FRAMEWORK] = {
             "identical": bool(
-                x.dtype == shared.x_train.dtype
-                and y.dtype == shared.y_train.dtype
-                and np.array_equal(x, shared.x_train)
-                and np.array_equal(y, shared.y_train)
+                x.dtype == expected_x.dtype
+                and y.dtype == expected_y.dtype
+                and np.array_equal(x, expected_x)
+                and np.array_equal(y, expected_y)
             ),
-            "max_abs_diff": differences([shared.x_train], [x])[0]
-            if x.shape == shared.x_train.shape
+            "max_abs_diff": differences([expected_x], [x])[0]
+            if x.shape == expected_x.shape
             else np.inf,
         }
     passed = all(f["identical"] for f in fed.values()) and all(

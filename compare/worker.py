@@ -188,7 +188,7 @@ def train_and_evaluate(request: dict, result: dict) -> None:
             order = data_mod.epoch_order(seed, epoch, len(shared.y_train))
 
             def one_epoch(order=order):
-                return trainer.train_epoch(shared.x_train[order], shared.y_train[order])
+                return trainer.train_epoch(shared.x_train, shared.y_train, order)
 
         train_loss, seconds = phases.time(one_epoch)
         val_loss, val_accuracy = score(shared.x_val, shared.y_val)

@@ -78,13 +78,25 @@ def loss_fn(logits: torch.Tensor, labels: torch.Tensor, loss: str = "cross_entro
     raise ValueError(f"unknown loss {loss!r}")
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, device=CPU):
-    """The (inputs, labels) tensors `train_epoch` feeds the model, in order."""
-    # Parity: PyTorch only. The epoch is copied to the device once and sliced there
-    # (a no-op on the CPU); Keras's fit moves its batches to its device itself.
+def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, order=None, device=CPU):
+    """The (inputs, labels) tensors `train_epoch` feeds the model, in order: the arrays'
+    rows in `order` (all of them, in place, without one)."""
     inputs, labels = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
-    for start in range(0, len(inputs), batch_size):
-        yield inputs[start : start + batch_size], labels[start : start + batch_size]
+    yield from _index_batches(inputs, labels, batch_size, order)
+
+
+def _index_batches(inputs: torch.Tensor, labels: torch.Tensor, batch_size: int, order):
+    # Parity: PyTorch only. The arrays stay where they are (zero-copy on the CPU, copied
+    # to the GPU once per run) and each batch is gathered by index there; Keras's input
+    # pipeline gathers its epoch itself (keras_impl.train.training_batches).
+    if order is None:
+        for start in range(0, len(inputs), batch_size):
+            yield inputs[start : start + batch_size], labels[start : start + batch_size]
+        return
+    index = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(inputs.device)
+    for start in range(0, len(index), batch_size):
+        rows = index[start : start + batch_size]
+        yield inputs.index_select(0, rows), labels.index_select(0, rows)
 
 
 def _as_canonical(model: torch.nn.Module, tensors) -> list[np.ndarray]:
@@ -148,6 +160,7 @@ class Trainer:
         self.optimizer = make_optimizer(model.parameters(), train_spec, mode)
         self._native_dataset = None
         self._native_loader = None
+        self._resident = None  # (x, y, their tensors on the device)
 
     def _step(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
         loss = loss_fn(self.model(batch_x), batch_y, self.loss)
@@ -169,9 +182,15 @@ class Trainer:
             count += len(batch_x)
         return float(total) / count
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray) -> float:
-        """One pass over (x, y) in the given order; returns the mean training loss."""
-        return self._train_batches(training_batches(x, y, self.batch_size, self.device))
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None) -> float:
+        """One pass over the rows of (x, y) in `order` (the arrays' own order without
+        one); returns the mean training loss. The arrays go to the device on the first
+        call and stay there while the same arrays come back (one run's training set)."""
+        if self._resident is None or self._resident[0] is not x or self._resident[1] is not y:
+            tensors = (torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device))
+            self._resident = (x, y, *tensors)
+        _, _, inputs, labels = self._resident
+        return self._train_batches(_index_batches(inputs, labels, self.batch_size, order))
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on one batch, as `train_epoch` takes it; returns its loss."""

@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from compare import cli, defaults, parity, studies
 from compare import data as data_mod
@@ -151,14 +152,22 @@ def test_data_level_and_its_trap(shared, monkeypatch):
     assert check.passed, check.detail
 
     # Trap: Keras fed through fit's own shuffling instead of the shared order.
-    def shuffled(x, y, batch_size):
-        order = np.random.default_rng(0).permutation(len(x))
-        yield x[order], y[order]
+    def shuffled(x, y, batch_size, order=None):
+        own_order = np.random.default_rng(12345).permutation(len(x))
+        yield x[own_order], y[own_order]
 
     monkeypatch.setattr(K, "training_batches", shuffled)
     trapped = levels.check_data(MLP, shared, loaders)
     assert not trapped.passed
     assert not trapped.detail["training_inputs"]["keras"]["identical"]
+
+    # Trap: PyTorch's index batching ignoring the epoch order it is given.
+    def in_place(x, y, batch_size, order=None):
+        yield torch.from_numpy(x), torch.from_numpy(y)
+
+    monkeypatch.setattr(T, "training_batches", in_place)
+    trapped = levels.check_data(MLP, shared, loaders)
+    assert not trapped.detail["training_inputs"]["torch"]["identical"]
 
 
 def test_defaults_table_is_read_from_the_frameworks():
