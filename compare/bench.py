@@ -6,7 +6,8 @@ runner (one process per run, pinned threads, the shared timing definition), so t
 benchmark measures exactly what a study measures. In this process, with the same
 thread count, it also measures the machine's GEMM throughput at the model's shapes
 (`compare.roofline`), so each steady epoch can be given as a multiple of the time its
-matrix products alone would take.
+matrix products alone would take, and, before and after the runs, the machine's own
+timing noise (the same products replayed: a workload that never changes).
 """
 
 from __future__ import annotations
@@ -143,8 +144,14 @@ def run_bench(options: BenchOptions) -> int:
         out=out / "modes",
         progress=options.progress,
     )
+    products = roofline.epoch_products(
+        roofline.dense_layers(experiment.model), examples, experiment.train.batch_size
+    )
+    # The machine's own noise, before and after the runs (they take minutes).
+    noise = {"before": roofline.noise_floor(products)}
     status = runner.run_study(study, run_options)
-    gemm = roofline.epoch_gemm_seconds(experiment.model, examples, experiment.train.batch_size)
+    noise["after"] = roofline.noise_floor(products)
+    gemm = roofline.measure(products)
     table = summarize(results.load_runs(out / "modes"), gemm["epoch_gemm_seconds"], examples)
     modes_study = results.read_json(out / "modes" / "study.json")
 
@@ -168,6 +175,9 @@ def run_bench(options: BenchOptions) -> int:
     print(f"GEMM-bound epoch: {gemm['epoch_gemm_seconds']:.3f} s "
           f"({gemm['epoch_flops'] / 1e9:.1f} GFLOP, {options.threads} threads)")  # fmt: skip
     print(format_table(table))
+    print(f"machine noise: an epoch's GEMMs replayed {len(noise['before']['replay_seconds'])} "
+          f"times: spread (max/min) {noise['before']['spread']:.2f} before the runs, "
+          f"{noise['after']['spread']:.2f} after")  # fmt: skip
     overhead = modes_study.get("harness_overhead_seconds")
     if overhead is not None:
         print(f"harness overhead: {overhead:.1f} s of {modes_study['wall_seconds']:.1f} s "
@@ -180,6 +190,7 @@ def run_bench(options: BenchOptions) -> int:
                 "epochs": options.epochs,
                 "repeats": options.repeats,
                 "roofline": gemm,
+                "noise_floor": noise,
                 "table": table.to_dict("records"),
                 "thread_sweep": sweep,
                 "harness": {

@@ -7,6 +7,11 @@ We time each distinct shape on this machine with the fastest BLAS we have in pro
 (NumPy's, and PyTorch's when importable), take the best of several repeats, and add up
 an epoch's worth. A run's steady epoch time divided by this is its "multiple of
 GEMM-bound time": 1.0 would mean nothing but matrix products.
+
+`noise_floor` replays the same epoch of products back to back several times: constant
+work, so the spread of its times is the machine's own timing noise at that moment (a
+shared virtual machine's neighbours show up here), against which a run's spread of
+steady epochs can be read.
 """
 
 from __future__ import annotations
@@ -87,6 +92,21 @@ def measure(products: collections.Counter, repeats: int = 5, inner: int = 50) ->
     return {"epoch_gemm_seconds": total, "epoch_flops": flops, "per_shape": per_shape}
 
 
-def epoch_gemm_seconds(model_spec, examples: int, batch_size: int) -> dict:
-    """The GEMM-bound epoch time of an MLP spec at this training-set size and batch."""
-    return measure(epoch_products(dense_layers(model_spec), examples, batch_size))
+def noise_floor(products: collections.Counter, replays: int = 8) -> dict:
+    """Seconds of `replays` back-to-back replays of an epoch's products (torch's BLAS,
+    the runs' own); their max/min is the spread a perfectly steady workload shows now."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    operands = [
+        (torch.randn((m, k), generator=generator), torch.randn((k, n), generator=generator), count)
+        for (m, k, n), count in sorted(products.items())
+    ]
+    seconds = []
+    for _ in range(replays):
+        start = timing.clock()
+        for a, b, count in operands:
+            for _ in range(count):
+                torch.mm(a, b)
+        seconds.append(timing.clock() - start)
+    return {"replay_seconds": seconds, "spread": max(seconds) / min(seconds)}

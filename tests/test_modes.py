@@ -58,6 +58,13 @@ def test_gemm_measurement_is_positive_and_adds_up():
     assert all(r["seconds"] > 0 and r["backend"] in ("numpy", "torch") for r in rows)
 
 
+def test_noise_floor_replays_the_products_and_gives_their_spread():
+    floor = roofline.noise_floor(collections.Counter({(8, 16, 4): 3}), replays=4)
+    seconds = floor["replay_seconds"]
+    assert len(seconds) == 4 and min(seconds) > 0
+    assert floor["spread"] == pytest.approx(max(seconds) / min(seconds)) and floor["spread"] >= 1
+
+
 def _fake_run(framework, mode, seed, steady):
     return {"framework": framework, "mode": mode, "seed": seed, "status": "ok",
             "test_accuracy": 0.8, "epochs": [{"epoch_seconds": 9.0}]
@@ -88,6 +95,8 @@ def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
             {
                 "threads": 2, "epochs": 3, "repeats": 1,
                 "roofline": {"epoch_gemm_seconds": 0.5, "epoch_flops": 2e9, "per_shape": []},
+                "noise_floor": {"before": {"replay_seconds": [0.5, 0.6], "spread": 1.2},
+                                "after": {"replay_seconds": [0.5, 0.55], "spread": 1.1}},
                 "table": table.reset_index().to_dict("records"),
                 "thread_sweep": [
                     {"implementation": "torch", "threads": 1, "steady_epoch_seconds": 2.0},
@@ -99,6 +108,7 @@ def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
     )  # fmt: skip
     html = report.write_report(out).read_text()
     assert 'id="bench-table"' in html and "thread scaling" in html and "(2.0 %)" in html
+    assert "spread (max/min) of 1.20 before the runs and\n1.10 after" in html
 
 
 def test_plan_names_every_backend_and_mode_apart():
