@@ -72,7 +72,10 @@ def build_parser() -> Parser:
         help="turn on each framework's deterministic kernels (recorded in every result)",
     )
     run.add_argument(
-        "--modes", type=_csv, default=["tuned"], help="tuned,idiomatic (see compare/modes.py)"
+        "--modes",
+        type=_csv,
+        default=["tuned"],
+        help="tuned,idiomatic,compiled (see compare/modes.py)",
     )
     run.add_argument(
         "--keras-backend",

@@ -1,6 +1,6 @@
 """Keras training and prediction on the shared arrays (mirrors pytorch_impl.train).
 
-The runner hands each epoch's examples already in the shared shuffled order, so both
+The runner hands each epoch the shared arrays and the shared shuffled order, so both
 frameworks see the same batches; `fit` runs one epoch with shuffle off and its logged
 loss is the mean over examples, which is what the PyTorch side reports. With
 `data.pipeline = "native"` the examples come instead through each framework's own

@@ -14,25 +14,29 @@ from conftest import run_cli
 from compare import bench, modes, report, results, roofline, runner, studies
 
 
-def test_idiomatic_mode_matches_tuned_results(quick_study, tmp_path):
-    out = tmp_path / "idiomatic"
+@pytest.mark.parametrize("other", ["idiomatic", "compiled"])
+def test_other_modes_match_tuned_results(other, quick_study, tmp_path):
+    out = tmp_path / other
     run = run_cli("run", "--models", "mlp", "--profile", "quick", "--seeds", "1",
-                  "--modes", "idiomatic", "--out", str(out), "--no-progress")  # fmt: skip
+                  "--modes", other, "--out", str(out), "--no-progress")  # fmt: skip
     assert run.returncode == 0, run.stderr
     for framework in ("torch", "keras"):
-        idiomatic = json.loads((out / "runs/mlp" / f"{framework}-idiomatic-seed0.json").read_text())
+        theirs = json.loads((out / "runs/mlp" / f"{framework}-{other}-seed0.json").read_text())
         tuned = json.loads((quick_study / "runs/mlp" / f"{framework}-seed0.json").read_text())
-        assert (idiomatic["mode"], tuned["mode"]) == ("idiomatic", "tuned")
-        assert idiomatic["split_manifest_hash"] == tuned["split_manifest_hash"]
-        # Same batches in the same order: only kernels (fused optimizer, XLA) may differ.
+        assert (theirs["mode"], tuned["mode"]) == (other, "tuned")
+        assert theirs["split_manifest_hash"] == tuned["split_manifest_hash"]
+        # Same batches in the same order: only kernels (fused optimizer, XLA, Inductor)
+        # may differ.
         np.testing.assert_allclose(
-            [e["train_loss"] for e in idiomatic["epochs"]],
+            [e["train_loss"] for e in theirs["epochs"]],
             [e["train_loss"] for e in tuned["epochs"]],
             rtol=1e-3,
         )
-        assert abs(idiomatic["test_accuracy"] - tuned["test_accuracy"]) <= 0.01
+        assert abs(theirs["test_accuracy"] - tuned["test_accuracy"]) <= 0.01
+        assert set(theirs["phase_seconds"]) >= {"imports", "data", "build", "first_epoch",
+                                                 "steady_epochs", "evaluation"}  # fmt: skip
     labels = {results.implementation_label(r) for r in results.load_runs(out)}
-    assert labels == {"torch (idiomatic)", "keras (idiomatic)"}
+    assert labels == {f"torch ({other})", f"keras ({other})"}
 
 
 def test_epoch_products_of_the_headline_mlp():
@@ -129,6 +133,9 @@ def test_plan_names_every_backend_and_mode_apart():
     # Keras refuses steps_per_execution > 1 on its torch backend.
     assert modes.keras_compile_options("tuned", "torch") == {"jit_compile": False}
     assert modes.keras_compile_options("idiomatic", "jax") == {}
+    assert modes.keras_compile_options("compiled", "torch") == {"jit_compile": True}
+    assert modes.keras_compile_options("compiled", "tensorflow", dropout=True)["jit_compile"]
+    assert modes.torch_compiles("compiled") and not modes.torch_compiles("tuned")
     # XLA's dropout RNG is slow on the CPU: TensorFlow runs a dropout model without it.
     assert modes.keras_compile_options("tuned", "tensorflow", dropout=True)["jit_compile"] is False
     assert modes.keras_compile_options("tuned", "jax", dropout=True)["jit_compile"] is True
