@@ -62,6 +62,22 @@ def test_gemm_measurement_is_positive_and_adds_up():
     assert all(r["seconds"] > 0 and r["backend"] in ("numpy", "torch") for r in rows)
 
 
+def test_bench_pins_numpy_blas_to_the_runs_thread_count():
+    import threadpoolctl
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    with threadpoolctl.threadpool_limits():  # BLAS limits restored after the test
+        try:
+            bench.pin_threads(1)
+            info = threadpoolctl.threadpool_info()
+            blas = [pool for pool in info if pool["user_api"] == "blas"]
+            assert blas and all(pool["num_threads"] == 1 for pool in blas)
+            assert torch.get_num_threads() == 1
+        finally:
+            torch.set_num_threads(torch_threads)
+
+
 def test_noise_floor_replays_the_products_and_gives_their_spread():
     floor = roofline.noise_floor(collections.Counter({(8, 16, 4): 3}), replays=4)
     seconds = floor["replay_seconds"]
