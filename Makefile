@@ -66,6 +66,7 @@ report: setup
 
 lint: setup
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 test: data browser lint
 	$(PY) -m pytest -q $(ARGS)

@@ -1,4 +1,7 @@
-"""`python -m compare`: the command-line entry point (logic lives in compare.cli)."""
+"""`python -m compare`: the command-line entry point (logic lives in compare.cli).
+
+Stage: the entry point.
+"""
 
 import sys
 

@@ -1,5 +1,9 @@
 """Command-line interface: parses flags and calls library functions, nothing more.
 
+Stage: the entry point, on top of every stage. Defaults come from the options
+dataclasses (`compare.run.plan.Options`, `compare.bench.bench.BenchOptions`), never
+restated here.
+
 Frameworks are imported only by the commands that need them, so `--help` is fast.
 A user mistake ends with one line on stderr and exit code 2 (`--debug` shows the
 traceback).
@@ -8,12 +12,12 @@ traceback).
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 import traceback
 
 from compare.errors import UserError
+from compare.spec.identity import KERAS_BACKENDS
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,6 +42,10 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> Parser:
+    from compare.bench.options import BenchOptions
+    from compare.run.plan import Options
+
+    run_defaults, bench_defaults = Options(), BenchOptions()
     parser = Parser(prog="python -m compare", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -50,12 +58,12 @@ def build_parser() -> Parser:
         help="the seed scripts as their authors wrote them: same as --study faithful",
     )
     run.add_argument("--models", type=_csv, help="comma-separated experiment names")
-    run.add_argument("--frameworks", type=_csv, default=["torch", "keras"])
+    run.add_argument("--frameworks", type=_csv, default=list(run_defaults.frameworks))
     run.add_argument("--seeds", type=_positive_int, help="seeds per framework (default: study's)")
-    run.add_argument("--profile", default="default", help="quick | default")
-    run.add_argument("--device", default="auto", help="auto | cpu | gpu")
-    run.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
-    run.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
+    run.add_argument("--profile", default=run_defaults.profile, help="quick | default")
+    run.add_argument("--device", default=run_defaults.device, help="auto | cpu | gpu")
+    run.add_argument("--threads", type=_positive_int, default=run_defaults.threads)
+    run.add_argument("--out", type=pathlib.Path, default=run_defaults.out)
     run.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
     run.add_argument(
         "--set",
@@ -74,27 +82,29 @@ def build_parser() -> Parser:
     run.add_argument(
         "--modes",
         type=_csv,
-        default=["tuned"],
-        help="tuned,idiomatic,compiled (see compare/modes.py)",
+        default=list(run_defaults.modes),
+        help="tuned,idiomatic,compiled (see compare/spec/identity.py)",
     )
     run.add_argument(
         "--keras-backend",
         dest="keras_backends",
         type=_csv,
-        default=["tensorflow"],
+        default=list(run_defaults.keras_backends),
         help="Keras backends to run: tensorflow,jax,torch",
     )
 
     bench = commands.add_parser("bench", help="benchmark the headline MLP (modes, threads)")
-    bench.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
-    bench.add_argument("--repeats", type=_positive_int, default=3)
-    bench.add_argument("--epochs", type=_positive_int, default=5, help="1 first + steady epochs")
-    bench.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1)
+    bench.add_argument("--out", type=pathlib.Path, default=bench_defaults.out)
+    bench.add_argument("--repeats", type=_positive_int, default=bench_defaults.repeats)
+    bench.add_argument(
+        "--epochs", type=_positive_int, default=bench_defaults.epochs, help="1 first + steady"
+    )
+    bench.add_argument("--threads", type=_positive_int, default=bench_defaults.threads)
     bench.add_argument("--no-thread-sweep", action="store_true", help="skip the 1..N sweep")
     bench.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     report = commands.add_parser("report", help="write OUT/index.html and OUT/results.csv")
-    report.add_argument("--out", type=pathlib.Path, default=pathlib.Path("reports"))
+    report.add_argument("--out", type=pathlib.Path, default=run_defaults.out)
 
     data = commands.add_parser("data", help="find and verify Fashion-MNIST (download if asked)")
     data.add_argument("--data-dir")
@@ -115,7 +125,7 @@ def build_parser() -> Parser:
     parity.add_argument(
         "--keras-backends",
         type=_csv,
-        default=["tensorflow", "jax", "torch"],
+        default=list(KERAS_BACKENDS),
         help="Keras backends to check against native PyTorch, one process each (all three)",
     )
 
@@ -126,17 +136,10 @@ def build_parser() -> Parser:
     return parser
 
 
-def cmd_run(args) -> int:
-    from compare import runner, studies, worker
+def _options(args):
+    from compare.run.plan import Options
 
-    # A run never needs the network (the data is local, `data --download` fetches it).
-    worker.forbid_network()
-
-    if args.faithful and args.study not in (None, "faithful"):
-        raise UserError(f"--faithful runs the faithful study: drop --study {args.study} or it")
-    name = "faithful" if args.faithful else (args.study or "default")
-    study = studies.select_models(studies.resolve_study(name), args.models)
-    options = runner.Options(
+    return Options(
         frameworks=tuple(args.frameworks),
         seeds=args.seeds,
         profile=args.profile,
@@ -150,16 +153,25 @@ def cmd_run(args) -> int:
         modes=tuple(args.modes),
         keras_backends=tuple(args.keras_backends),
     )
-    return runner.run_study(study, options)
+
+
+def cmd_run(args) -> int:
+    from compare import network
+    from compare.run import runner
+    from compare.spec import studies
+
+    network.forbid_network()  # a run never needs the network
+    study = studies.select_models(studies.study_for(args.study, args.faithful), args.models)
+    return runner.run_study(study, _options(args))
 
 
 def cmd_bench(args) -> int:
-    from compare import bench, worker
+    from compare import network
+    from compare.bench import bench
+    from compare.bench.options import BenchOptions
 
-    worker.forbid_network()
-    if args.epochs < 2:
-        raise UserError("--epochs must be >= 2: the first epoch is not a steady-state one")
-    options = bench.BenchOptions(
+    network.forbid_network()
+    options = BenchOptions(
         out=args.out,
         repeats=args.repeats,
         epochs=args.epochs,
@@ -171,133 +183,54 @@ def cmd_bench(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from compare import report
+    from compare.report import build
 
-    path = report.write_report(args.out)
-    print(f"wrote {path}")
+    print(f"wrote {build.write_report(args.out)}")
     return 0
 
 
 def cmd_data(args) -> int:
-    from compare import data
+    from compare.data import fashion_mnist
 
-    directory = data.fetch(args.data_dir, download=args.download)
+    directory = fashion_mnist.fetch(args.data_dir, download=args.download)
     print(f"Fashion-MNIST verified in {directory}")
     return 0
 
 
-def _describe(experiment) -> str:
-    """One line: architecture, layer widths and recipe of an experiment."""
-    model, train, data = experiment.model, experiment.train, experiment.data
-    if model.architecture in ("two_layer_net", "dynamic_net"):
-        hidden = str(model.hidden_sizes[0])
-        if model.architecture == "dynamic_net":
-            hidden += f"x(0..{model.max_middle_repeats})"
-        widths = (data.input_size, hidden, data.output_size)
-    elif model.architecture == "cnn":
-        convs = "conv" + "/".join(str(f) for f in model.conv_filters)
-        pool = {"avg": f"pool{model.pool_size}", "global_avg": "gap"}.get(model.pooling, "")
-        head = () if model.logits_from == "conv" else (*model.hidden_sizes, model.num_classes)
-        widths = ("28x28", convs, *([pool] if pool else []), *head)
-    else:
-        widths = (784, *model.hidden_sizes, model.num_classes)
-    layers = "-".join(str(w) for w in widths)
-    line = (
-        f"{experiment.name:28s} {model.architecture:13s} {layers:26s} {model.activation:11s} "
-        f"{train.optimizer} lr={train.learning_rate} batch={train.batch_size} "
-        f"epochs={train.epochs}"
-    )
-    if experiment.framework_overrides:
-        sides = ", ".join(sorted(experiment.framework_overrides))
-        line += f" (differs per framework: {sides})"
-    return line
-
-
 def cmd_list(args) -> int:
-    from compare import results, studies
+    from compare.spec import catalog
 
-    frameworks = ",".join(results.FRAMEWORKS)
-    print(f"models (each runs in {frameworks}):")
-    for experiment in studies.MODELS.values():
-        print(f"  {_describe(experiment)}")
-    print("other experiments of the built-in studies:")
-    for experiment in studies.STUDY_EXPERIMENTS.values():
-        print(f"  {_describe(experiment)}")
-    for name, models in studies.STUDIES.items():
-        print(f"study {name}: {', '.join(models)}")
+    print(catalog.listing())
     return 0
 
 
-def _absolute_study(study: str | None) -> str | None:
-    """A study file's path made absolute (subprocesses run from the repository root)."""
-    from compare import studies
-
-    if study is None or study in studies.STUDIES:
-        return study
-    return str(pathlib.Path(study).resolve())
-
-
 def cmd_parity(args) -> int:
-    import json
+    from compare.data import fashion_mnist
+    from compare.parity import select
 
-    from compare import data, results, studies
-    from compare.spec import CLASSIFIERS, KERAS_BACKENDS, StudySpec
-
-    unknown = [b for b in args.keras_backends if b not in KERAS_BACKENDS]
-    if unknown or not args.keras_backends:
-        raise UserError(
-            f"unknown Keras backend {(unknown or [''])[0]!r} in --keras-backends: "
-            f"choose from {', '.join(KERAS_BACKENDS)}"
-        )
-    # The regression nets are not Fashion-MNIST classifiers: they are checked step by
-    # step against NumPy and each other by compare/regression.py, not by these levels.
-    # An experiment with framework_overrides differs between the frameworks on purpose
-    # (the seed-002 scripts and their ladder): there is no "same model" to prove.
-    source = (
-        studies.resolve_study(args.study).experiments if args.study else studies.MODELS.values()
-    )
-    classifiers = tuple(
-        e for e in source if e.model.architecture in CLASSIFIERS and not e.framework_overrides
-    )
-    if not classifiers:
-        raise UserError(
-            f"study {args.study} has no classifier the same on both sides to check: parity "
-            "covers Fashion-MNIST classifiers without framework_overrides"
-        )
-    catalog = StudySpec(name="parity", experiments=classifiers)
-    for name in args.models or []:
-        if name in studies.MODELS and studies.MODELS[name].model.architecture not in CLASSIFIERS:
-            raise UserError(
-                f"{name} is a regression net: its frameworks are compared step by step "
-                "against NumPy in every run (see the report), not by `parity`"
-            )
-    experiments = list(studies.select_models(catalog, args.models).experiments)
-    data.fetch(args.data_dir)  # a missing data set is a user error, found before any training
+    select.check_backends(args.keras_backends)
+    experiments = select.experiments(args.study, args.models)
+    fashion_mnist.fetch(args.data_dir)  # a missing data set is a user error, found first
     if args.out:
-        from compare.runner import prepare_output
+        from compare.run.output import prepare_output
 
         prepare_output(args.out)
-    if "keras" not in sys.modules:
-        # Keras fixes its backend at import: this process takes the first one asked for,
-        # parity.run_backends starts one process per other backend.
-        os.environ["KERAS_BACKEND"] = args.keras_backends[0]
-    from compare import parity  # imports both frameworks: only once the input is known good
+    select.choose_keras_backend(args.keras_backends)
+    from compare.parity import suite  # imports both frameworks: only once the input is good
 
-    report = parity.run_backends(
+    return suite.main(
         experiments,
         args.threads,
         args.keras_backends,
         data_dir=args.data_dir,
-        study=_absolute_study(args.study),
+        study=select.absolute_study(args.study),
+        out=args.out,
+        as_json=args.json,
     )
-    if args.out:
-        results.write_json_atomic(args.out / "parity.json", report)
-    print(json.dumps(report, indent=1) if args.json else parity.format_table(report))
-    return 0 if report["passed"] else 1
 
 
 def cmd_worker(args) -> int:
-    from compare import worker
+    from compare.run import worker
 
     if args.probe:
         return worker.probe(args.probe, args.device)

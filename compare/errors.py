@@ -1,4 +1,7 @@
-"""User-facing errors: a mistake the user can fix ends in one line and exit code 2."""
+"""User-facing errors: a mistake the user can fix ends in one line and exit code 2.
+
+Below every stage.
+"""
 
 
 class UserError(Exception):

@@ -1,9 +1,8 @@
 """Keras 3 implementation of the study's contract (mirrors `pytorch_impl`).
 
-The runner, the parity suite and the benchmarks call only these names:
-configure, synchronize, gpu_info, float_precision, build_model, count_parameters, get_weights,
-set_weights, Trainer (train_epoch; train_step and apply_gradients for single steps),
-predict, loss_and_gradients, training_batches, load_fashion_mnist.
+The contract is written once, in `compare.run.contract` (`Implementation`), and
+`tests/test_impl_contract.py` checks both sides against it; `compare` reaches this
+package only through it.
 """
 
 import os
@@ -13,22 +12,27 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_impl.data import load_fashion_mnist
+from keras_impl.defaults import framework_defaults
 from keras_impl.model import build_model, count_parameters, get_weights, set_weights
 from keras_impl.runtime import (
     FRAMEWORK,
+    backend,
     configure,
     float_precision,
     gpu_info,
+    intra_op_threads,
     synchronize,
 )
 from keras_impl.train import Trainer, loss_and_gradients, predict, training_batches
 
 __all__ = [
     "FRAMEWORK",
+    "backend",
     "configure",
     "synchronize",
     "gpu_info",
     "float_precision",
+    "intra_op_threads",
     "build_model",
     "count_parameters",
     "get_weights",
@@ -38,4 +42,5 @@ __all__ = [
     "loss_and_gradients",
     "training_batches",
     "load_fashion_mnist",
+    "framework_defaults",
 ]

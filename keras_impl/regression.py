@@ -2,23 +2,27 @@
 
 `two_layer_net`: y = relu(x W1) W2. `dynamic_net`: an input layer, a middle layer
 applied `depth` times with the same weights, an output layer. The depth of each
-forward pass is an argument: `compare.regression` draws it from a seeded sequence both
+forward pass is an argument: `compare.run.regression` draws it from a seeded sequence both
 frameworks follow, so they can be compared step by step.
 
-Contract (called only by compare.regression and the tests): build_model,
+Contract (`compare.run.contract.RegressionNets`, called by the worker's loop): build_model,
 count_parameters, get_weights, set_weights, Trainer (one full-batch step per call),
 predict. Canonical weights: kernel (in, out) and, with use_bias, bias per layer, in the
 order input, middle (dynamic_net only), output.
+
+Written on keras.ops, so it runs on every Keras backend; the gradients come from the
+backend's own `value_and_gradients` (keras_impl.backends).
 """
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
+from keras_impl import backends
 from keras_impl.model import ACTIVATIONS, dense
-from keras_impl.train import make_optimizer
+from keras_impl.optimizers import make_optimizer
 
 
 class RegressionNet(keras.Model):
@@ -53,6 +57,15 @@ def _layers(model: RegressionNet) -> list[keras.layers.Dense]:
     return [layer for layer in candidates if layer is not None]
 
 
+def _variables_used(model: RegressionNet, depth: int) -> list:
+    """The trainable variables a forward pass at `depth` reads: all but the middle
+    layer's at depth 0."""
+    layers = [model.input_linear, model.output_linear]
+    if depth > 0:
+        layers.append(model.middle_linear)
+    return [variable for layer in layers for variable in layer.trainable_variables]
+
+
 def count_parameters(model: RegressionNet) -> int:
     return int(model.count_params())
 
@@ -60,9 +73,9 @@ def count_parameters(model: RegressionNet) -> int:
 def get_weights(model: RegressionNet) -> list[np.ndarray]:
     weights = []
     for layer in _layers(model):
-        weights.append(np.array(layer.kernel.numpy()))
+        weights.append(np.array(ops.convert_to_numpy(layer.kernel)))  # a copy on every backend
         if layer.bias is not None:
-            weights.append(np.array(layer.bias.numpy()))
+            weights.append(np.array(ops.convert_to_numpy(layer.bias)))
     return weights
 
 
@@ -81,7 +94,7 @@ def set_weights(model: RegressionNet, weights: list[np.ndarray]) -> None:
 
 def sum_squared_error(prediction, target):
     """The tutorial's loss: (y_pred - y).pow(2).sum(), i.e. MSELoss(reduction="sum")."""
-    return keras.ops.sum(keras.ops.square(prediction - target))
+    return ops.sum(ops.square(prediction - target))
 
 
 class Trainer:
@@ -92,27 +105,35 @@ class Trainer:
         self.model = model
         self.optimizer = make_optimizer(train_spec)
         self.optimizer.build(model.trainable_variables)
-        # One traced step per depth: Python control flow is fixed when tf.function
-        # traces, so each depth gets its own graph (at most max_middle_repeats + 1).
-        self._steps: dict[int, tf.types.experimental.PolymorphicFunction] = {}
+        self._backend = backends.current()
+        # One step per depth, compiled where the backend compiles (tf.function, jax.jit):
+        # Python control flow is fixed when a step is traced, so each depth gets its own
+        # (at most max_middle_repeats + 1).
+        self._steps = {}
 
     def _step(self, x, y, depth: int):
-        with tf.GradientTape() as tape:
-            loss = sum_squared_error(self.model(x, depth=depth), y)
-        variables = self.model.trainable_variables
-        gradients = tape.gradient(loss, variables)
+        loss, gradients = self._backend.value_and_gradients(
+            self.model, lambda call: sum_squared_error(call(x, depth=depth), y)
+        )
         # Parity: at depth 0 the middle layer gets no gradient; torch's optimizers then
-        # skip it (momentum included), so it is left out here too.
-        pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if g is not None]
+        # skip it (momentum included), so it is left out here too. Told from the depth,
+        # not from the gradients: JAX gives zeros, not None, for a variable not used.
+        used = {id(variable) for variable in _variables_used(self.model, depth)}
+        variables = self.model.trainable_variables
+        pairs = [(g, v) for g, v in zip(gradients, variables, strict=True) if id(v) in used]
         self.optimizer.apply_gradients(pairs)
         return loss
 
     def step(self, x: np.ndarray, y: np.ndarray, depth: int = 0) -> float:
         """One update on (x, y); returns the loss before it, as the tutorial prints."""
         if depth not in self._steps:
-            self._steps[depth] = tf.function(lambda x, y, depth=depth: self._step(x, y, depth))
-        return float(self._steps[depth](x, y))
+            self._steps[depth] = self._backend.compile_step(
+                lambda x, y, depth=depth: self._step(x, y, depth),
+                self.model.variables + self.optimizer.variables,
+            )
+        # As backend tensors: a torch tensor does not subtract a NumPy array.
+        return float(self._steps[depth](ops.convert_to_tensor(x), ops.convert_to_tensor(y)))
 
 
 def predict(model: RegressionNet, x: np.ndarray, depth: int = 0) -> np.ndarray:
-    return np.asarray(model(x, depth=depth))
+    return ops.convert_to_numpy(model(x, depth=depth))

@@ -11,8 +11,6 @@ canonical layout.
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 from keras import ops
@@ -20,102 +18,11 @@ from keras import ops
 # Private, but it is the exact adapter `fit` wraps NumPy arrays in.
 from keras.src.trainers.data_adapters import get_data_adapter
 
-from compare import data as data_mod
-from compare import modes
+from compare.spec.identity import DEFAULT_MODE
+from keras_impl import backends, execution
 from keras_impl.model import get_weights, set_weights
+from keras_impl.optimizers import make_optimizer
 from keras_impl.runtime import backend
-
-
-def _float64_available() -> bool:
-    """Whether keras.ops computes in float64 when asked to.
-
-    Parity: only on TensorFlow. Keras's type promotion narrows 64-bit results to 32 bits
-    on the other backends ("aligned with JAX's default": keras.src.backend.common.dtypes,
-    BIT64_TO_BIT32_DTYPE), and JAX without x64 has no float64 at all.
-    """
-    return backend() == "tensorflow"
-
-
-class AdamTorchFormula(keras.optimizers.Adam):
-    """Adam with torch.optim.Adam's update, step for step (`adam_formula = "torch"`).
-
-    Parity: stock Keras Adam folds the bias correction into the step size, adds epsilon
-    to sqrt(v) rather than to sqrt(v_hat), and computes 1 - beta**t in float32; torch
-    adds epsilon to sqrt(v_hat) and computes the corrections in float64 (Python floats).
-    No epsilon makes the two agree, so for lockstep parity one side must re-implement
-    the other. It is this side: a Keras optimizer overrides one method, `update_step`,
-    and keeps Keras's slot variables, while a torch optimizer would need its own state
-    handling; and torch's form is the textbook one (Kingma and Ba, Algorithm 1).
-    """
-
-    def _bias_corrections(self, learning_rate, dtype):
-        """torch's lr / (1 - beta_1**t) and sqrt(1 - beta_2**t), as `dtype` scalars."""
-        if _float64_available():
-            # torch: computed in float64 (Python floats), then used as float32 scalars.
-            # convert_to_tensor with the dtype: ops.cast would round 0.999 to float32 first.
-            step = ops.cast(self.iterations + 1, "float64")
-            beta_1 = ops.convert_to_tensor(self.beta_1, dtype="float64")
-            beta_2 = ops.convert_to_tensor(self.beta_2, dtype="float64")
-            bias_correction1 = 1 - ops.power(beta_1, step)
-            bias_correction2 = 1 - ops.power(beta_2, step)
-            step_size = ops.cast(ops.cast(learning_rate, "float64") / bias_correction1, dtype)
-            return step_size, ops.cast(ops.sqrt(bias_correction2), dtype)
-        # Parity: no float64 here (see _float64_available). 1 - beta**t = -expm1(t * log(beta)) with
-        # log(beta) taken in float64 on the host keeps the relative error near float32's
-        # (1 - float32(0.999)**t would be off by 1.3e-5 relative at t = 1), not exact.
-        step = ops.cast(self.iterations + 1, dtype)
-        bias_correction1 = -ops.expm1(ops.multiply(step, math.log(self.beta_1)))
-        bias_correction2 = -ops.expm1(ops.multiply(step, math.log(self.beta_2)))
-        step_size = ops.divide(ops.cast(learning_rate, dtype), bias_correction1)
-        return step_size, ops.sqrt(bias_correction2)
-
-    def update_step(self, gradient, variable, learning_rate):
-        dtype = variable.dtype
-        gradient = ops.cast(gradient, dtype)
-        step_size, bias_correction2_sqrt = self._bias_corrections(learning_rate, dtype)
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
-        # torch: exp_avg.lerp_(grad, 1 - beta1) = m + (1 - beta1) * (g - m)
-        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - self.beta_1))
-        # torch: exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        self.assign(
-            v,
-            ops.add(
-                ops.multiply(v, self.beta_2),
-                ops.multiply(ops.multiply(gradient, 1 - self.beta_2), gradient),
-            ),
-        )
-        # torch: denom = sqrt(v) / sqrt(bc2) + eps; param.addcdiv_(m, denom, -step_size)
-        denominator = ops.add(ops.divide(ops.sqrt(v), bias_correction2_sqrt), self.epsilon)
-        self.assign_sub(variable, ops.divide(ops.multiply(m, step_size), denominator))
-
-
-def make_optimizer(train_spec) -> keras.optimizers.Optimizer:
-    if train_spec.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            learning_rate=train_spec.learning_rate,
-            momentum=train_spec.momentum,
-            nesterov=train_spec.nesterov,
-        )
-    if train_spec.optimizer == "adam":
-        # Parity: "torch" swaps in torch's update (see AdamTorchFormula); "native" is stock.
-        adam = AdamTorchFormula if train_spec.adam_formula == "torch" else keras.optimizers.Adam
-        return adam(
-            learning_rate=train_spec.learning_rate,
-            beta_1=train_spec.beta_1,
-            beta_2=train_spec.beta_2,
-            epsilon=train_spec.epsilon,  # Parity: explicit, PyTorch's default differs
-        )
-    if train_spec.optimizer == "rmsprop":
-        # Parity: rho/epsilon explicit; Keras adds epsilon inside the square root,
-        # PyTorch outside (parity-notes.md).
-        return keras.optimizers.RMSprop(
-            learning_rate=train_spec.learning_rate,
-            rho=train_spec.rho,
-            epsilon=train_spec.epsilon,
-            momentum=train_spec.momentum,
-        )
-    raise ValueError(f"unknown optimizer {train_spec.optimizer!r}")
 
 
 def _log_softmax_nll(labels, logits):
@@ -203,50 +110,15 @@ def _as_native(model: keras.Model, arrays: list[np.ndarray]) -> list:
     return [ops.convert_to_tensor(copy) for copy in copies]
 
 
-def _tensorflow_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray):
-    import tensorflow as tf
-
-    with tf.GradientTape() as tape:
-        loss = loss_fn()(y, model(x, training=True))
-    return loss, tape.gradient(loss, model.trainable_variables)
-
-
-def _jax_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray):
-    import jax
-
-    # JAX differentiates pure functions: the model is called statelessly on the values.
-    def loss_of(trainable):
-        logits, _ = model.stateless_call(
-            trainable, [v.value for v in model.non_trainable_variables], x, training=True
-        )
-        return loss_fn()(y, logits)
-
-    return jax.value_and_grad(loss_of)([v.value for v in model.trainable_variables])
-
-
-def _torch_gradients(model: keras.Model, x: np.ndarray, y: np.ndarray):
-    import torch
-
-    # torch.autograd.grad leaves the parameters' .grad untouched (no state to reset).
-    loss = loss_fn()(y, model(x, training=True))
-    parameters = [v.value for v in model.trainable_variables]
-    return loss, torch.autograd.grad(loss, parameters, allow_unused=True)
-
-
-# Parity: the one backend-specific piece of training code; the Keras API has no
-# "gradients of this loss" call, and fit's own train_step computes them the same ways.
-GRADIENTS = {
-    "tensorflow": _tensorflow_gradients,
-    "jax": _jax_gradients,
-    "torch": _torch_gradients,
-}
-
-
 def loss_and_gradients(
     model: keras.Model, x: np.ndarray, y: np.ndarray
 ) -> tuple[float, list[np.ndarray]]:
     """The training-mode loss on one batch and its gradients, in the canonical layout."""
-    loss, gradients = GRADIENTS[backend()](model, x, y)
+    # Parity: the Keras API has no "gradients of this loss" call; each backend computes
+    # them its own way (keras_impl.backends), the ways fit's own train_step does.
+    loss, gradients = backends.current().value_and_gradients(
+        model, lambda call: loss_fn()(y, call(x, training=True))
+    )
     gradients = [
         ops.zeros_like(v) if g is None else g
         for g, v in zip(gradients, model.trainable_variables, strict=True)
@@ -261,7 +133,7 @@ class Trainer:
         self,
         model: keras.Model,
         train_spec,
-        mode: str = modes.DEFAULT_MODE,
+        mode: str = DEFAULT_MODE,
         device: str = "cpu",
     ):
         # Parity: `device` is not used here. Keras places variables and steps on its
@@ -271,11 +143,11 @@ class Trainer:
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss
         # Tuned: a compiled train step, several steps per compiled call (fewer host
-        # syncs); idiomatic: compile's defaults. Per backend: compare/modes.py.
+        # syncs); idiomatic: compile's defaults. Per backend: keras_impl/execution.py.
         dropout = any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
-        execution = modes.keras_compile_options(mode, keras.backend.backend(), dropout)
+        options = execution.options(mode, keras.backend.backend(), dropout)
         model.compile(
-            optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss), **execution
+            optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss), **options
         )
         self._native_inputs = None
         self._resident = None  # (x, y, their tensors), TensorFlow backend only
@@ -314,7 +186,7 @@ class Trainer:
         fit follows the shared epoch order; without it, fit shuffles every epoch itself
         (from Keras's global seed, set from `seed` by `configure`)."""
         if self._native_inputs is None:
-            self._native_inputs = (data_mod.preprocess(images, data_spec), self._targets(y))
+            self._native_inputs = (_preprocess(images, data_spec), self._targets(y))
         x, targets = self._native_inputs
         if order is not None:
             x, targets = x[order], targets[order]
@@ -334,6 +206,16 @@ class Trainer:
         self.model.optimizer.apply_gradients(
             zip(tensors, self.model.trainable_variables, strict=True)
         )
+
+
+def _preprocess(images: np.ndarray, data_spec) -> np.ndarray:
+    """The Keras seed script's preprocessing: the whole uint8 array scaled at once in
+    NumPy, (x / pixel_divisor - mean) / std in float32. Parity: the same operations, in
+    the same order, as the shared split's (compare.data.split.preprocess), so the native
+    path changes how batches are made, not a single input value (checked by parity's
+    data level)."""
+    x = images.astype(np.float32) / np.float32(data_spec.pixel_divisor)
+    return (x - np.float32(data_spec.mean)) / np.float32(data_spec.std)
 
 
 def predict(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:

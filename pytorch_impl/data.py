@@ -1,6 +1,6 @@
 """Fashion-MNIST as torchvision's own loader reads it (mirrors keras_impl.data).
 
-The study never trains on this: `compare/data.py` makes the shared arrays. The parity
+The study never trains on this: `compare.data.split` makes the shared arrays. The parity
 suite uses it to show that torchvision, given the same files, reads the same pixels.
 """
 
@@ -12,11 +12,10 @@ import shutil
 
 import numpy as np
 
-from compare.data import FILES
 
-
-def load_fashion_mnist(source: pathlib.Path, scratch: pathlib.Path):
-    """((x_train, y_train), (x_test, y_test)) as uint8 arrays, from the .gz files in source.
+def load_fashion_mnist(source: pathlib.Path, scratch: pathlib.Path, names):
+    """((x_train, y_train), (x_test, y_test)) as uint8 arrays, from the .gz files `names`
+    (the four IDX files, without .gz) in `source`.
 
     torchvision reads decompressed files from ROOT/FashionMNIST/raw; `scratch` becomes
     ROOT. download=False: it reads what is there or raises, it never downloads.
@@ -27,7 +26,7 @@ def load_fashion_mnist(source: pathlib.Path, scratch: pathlib.Path):
 
     raw = scratch / "FashionMNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)
-    for name in FILES:
+    for name in names:
         with gzip.open(source / f"{name}.gz", "rb") as packed, open(raw / name, "wb") as plain:
             shutil.copyfileobj(packed, plain)
     arrays = []

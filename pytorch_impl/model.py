@@ -20,8 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.data import IMAGE_SHAPE
-from compare.spec import conv_output_shape
+from compare.spec.schema import IMAGE_SHAPE, conv_output_shape
 
 
 class _CustomReLUFunction(torch.autograd.Function):

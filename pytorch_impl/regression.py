@@ -2,10 +2,10 @@
 
 `two_layer_net`: y = relu(x W1) W2. `dynamic_net`: an input layer, a middle layer
 applied `depth` times with the same weights, an output layer. The depth of each
-forward pass is an argument: `compare.regression` draws it from a seeded sequence both
+forward pass is an argument: `compare.run.regression` draws it from a seeded sequence both
 frameworks follow, so they can be compared step by step.
 
-Contract (called only by compare.regression and the tests): build_model,
+Contract (`compare.run.contract.RegressionNets`, called by the worker's loop): build_model,
 count_parameters, get_weights, set_weights, Trainer (one full-batch step per call),
 predict. Canonical weights: kernel (in, out) and, with use_bias, bias per layer, in the
 order input, middle (dynamic_net only), output.
@@ -19,7 +19,7 @@ from torch import nn
 
 from pytorch_impl import runtime
 from pytorch_impl.model import ACTIVATIONS, dense
-from pytorch_impl.train import make_optimizer
+from pytorch_impl.optimizers import make_optimizer
 
 
 class RegressionNet(nn.Module):

@@ -9,16 +9,21 @@ from __future__ import annotations
 import contextlib
 import os
 
-from compare import devices
+from compare.spec.identity import choose_device
 
 FRAMEWORK = "torch"
+
+
+def backend() -> str:
+    """The library that computes: torch itself (Keras has three; see keras_impl)."""
+    return "torch"
 
 
 def configure(threads: int, seed: int, device: str, deterministic: bool = False) -> dict:
     """Pin threads, seed the RNG, choose the device and determinism; return what was set.
 
-    `device` is "cpu", "gpu" or "auto" (compare/devices.py decides). With "cpu" nothing
-    is hidden: the model and data simply never move to CUDA.
+    `device` is "cpu", "gpu" or "auto" (`compare.spec.identity.choose_device` decides).
+    With "cpu" nothing is hidden: the model and data simply never move to CUDA.
     `deterministic` turns on the framework's deterministic kernels (`--deterministic`).
     """
     import torch
@@ -34,7 +39,7 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
     torch.use_deterministic_algorithms(deterministic)
     torch.backends.cudnn.deterministic = deterministic
     has_gpu = torch.cuda.is_available()
-    chosen, notice = devices.resolve(
+    chosen, notice = choose_device(
         device, "PyTorch", has_gpu, hint="torch.cuda.is_available() is False"
     )
     if chosen == "gpu":
@@ -69,6 +74,23 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
     }
 
 
+@contextlib.contextmanager
+def intra_op_threads(count: int | None):
+    """Run the block on `count` intra-op threads (None: as now); yields the count in effect.
+
+    The parity suite reruns torch at another thread count to measure how far float32
+    rounding alone moves it (another summation order, as another framework's kernels).
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count or previous)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+
 def torch_device(device: str):
     """The torch.device of a run's device ("cpu" or "gpu", as `configure` chose it)."""
     import torch
@@ -77,8 +99,20 @@ def torch_device(device: str):
 
 
 def gpu_info(device: str) -> dict | None:
-    """The GPU a run on `device` uses (name, memory, driver, CUDA); None on the CPU."""
-    return devices.torch_gpu_record() if device == "gpu" else None
+    """What torch says of the GPU a run on `device` uses (name, memory, CUDA, compute
+    capability, cuDNN); None on the CPU. The worker adds the driver (nvidia-smi)."""
+    if device != "gpu":
+        return None
+    import torch
+
+    properties = torch.cuda.get_device_properties(torch.cuda.current_device())
+    return {
+        "name": properties.name,
+        "memory_total_mb": properties.total_memory / 2**20,
+        "cuda_version": torch.version.cuda,
+        "compute_capability": f"{properties.major}.{properties.minor}",
+        "cudnn_version": torch.backends.cudnn.version(),
+    }
 
 
 def synchronize() -> None:

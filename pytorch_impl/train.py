@@ -19,47 +19,12 @@ import numpy as np
 import torch
 from torch.nn import functional
 
-from compare import modes
-from pytorch_impl import runtime
+from compare.spec.identity import DEFAULT_MODE
+from pytorch_impl import execution, runtime
 from pytorch_impl.model import get_weights, set_weights
+from pytorch_impl.optimizers import make_optimizer
 
 CPU = torch.device("cpu")
-
-
-def make_optimizer(parameters, train_spec, mode: str = modes.DEFAULT_MODE):
-    # Tuned and compiled: one fused kernel per step for all parameters (same update,
-    # fewer launches); None lets torch pick its default (foreach) implementation.
-    fused = True if modes.fused_optimizer(mode) else None
-    if train_spec.optimizer == "sgd":
-        return torch.optim.SGD(
-            parameters,
-            lr=train_spec.learning_rate,
-            momentum=train_spec.momentum,
-            nesterov=train_spec.nesterov,
-            fused=fused,
-        )
-    if train_spec.optimizer == "adam":
-        # Parity: with adam_formula "torch" the Keras side re-implements this update;
-        # torch's stock Adam is used for both "native" and "torch".
-        return torch.optim.Adam(
-            parameters,
-            lr=train_spec.learning_rate,
-            betas=(train_spec.beta_1, train_spec.beta_2),
-            eps=train_spec.epsilon,  # Parity: explicit, Keras's default differs
-            fused=fused,
-        )
-    if train_spec.optimizer == "rmsprop":
-        # Parity: rho/eps explicit (torch's alpha defaults to 0.99, eps to 1e-8). The
-        # formulas still differ: torch adds eps outside the square root, Keras inside,
-        # so the two drift apart where gradients are tiny (parity-notes.md).
-        return torch.optim.RMSprop(
-            parameters,
-            lr=train_spec.learning_rate,
-            alpha=train_spec.rho,
-            eps=train_spec.epsilon,
-            momentum=train_spec.momentum,
-        )
-    raise ValueError(f"unknown optimizer {train_spec.optimizer!r}")
 
 
 def loss_fn(logits: torch.Tensor, labels: torch.Tensor, loss: str = "cross_entropy"):
@@ -150,7 +115,7 @@ class Trainer:
         self,
         model: torch.nn.Module,
         train_spec,
-        mode: str = modes.DEFAULT_MODE,
+        mode: str = DEFAULT_MODE,
         device: str = "cpu",
     ):
         self.device = runtime.torch_device(device)
@@ -168,7 +133,7 @@ class Trainer:
         # optimizer step stays the fused eager kernel: compiled, it took 2.9 s per epoch
         # against 1.1 s eager (headline MLP, 2 threads, one exploratory run each).
         self._loss_of = self._batch_loss
-        if modes.torch_compiles(mode):
+        if execution.options(mode)["compile"]:
             self._loss_of = torch.compile(self._batch_loss, dynamic=False)
 
     def _batch_loss(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
@@ -236,9 +201,11 @@ class Trainer:
         if self._native_loader is None:
             generator = torch.Generator().manual_seed(seed)
             self._native_loader = torch.utils.data.DataLoader(
-                self._native_dataset, batch_size=self.batch_size, shuffle=True,
+                self._native_dataset,
+                batch_size=self.batch_size,
+                shuffle=True,
                 generator=generator,
-            )  # fmt: skip
+            )
         return self._train_batches(self._native_loader)
 
 

@@ -18,6 +18,7 @@ import pytest
 import keras_impl
 import pytorch_impl
 from keras_impl import runtime
+from keras_impl.backends import jax as jax_backend
 from tests.conftest import ROOT
 
 # Builds the MLP and the CNN on this backend, round-trips weights, checks forward and
@@ -25,10 +26,14 @@ from tests.conftest import ROOT
 CHECK_BACKEND = """
 import json
 import torch._dynamo  # before TensorFlow: see compare/parity_levels.py
-from compare import data, parity, studies
-from compare import parity_levels as levels
+from compare.data import split
+from compare.parity import levels
+from compare.parity import suite as parity
+from compare.spec import catalog
+from compare.spec import studies
+
 from compare.errors import UserError
-from compare.spec import ParitySpec
+from compare.spec.schema import ParitySpec
 import keras_impl as K
 
 spec = ParitySpec(batch_size=32)
@@ -40,9 +45,9 @@ except UserError as error:
     gpu_error = str(error)
 out = {"runtime": runtime, "gpu_error": gpu_error, "models": {}}
 for name in ("mlp", "cnn"):
-    experiment = studies.apply_profile(studies.MODELS[name], "quick")
+    experiment = studies.apply_profile(catalog.MODELS[name], "quick")
     parity.configure(1, spec.seed)
-    shared = data.load_shared(experiment.data)
+    shared = split.load_shared(experiment.data)
     x, y = shared.x_test[: spec.batch_size], shared.y_test[: spec.batch_size]
     aligned, _ = parity.for_lockstep(experiment)
     checks = [
@@ -72,7 +77,7 @@ def test_keras_on_backend_matches_native_torch(backend):
     assert runtime_record["versions"][backend] == runtime_record["keras_backend_version"]
     assert runtime_record["threads"]["intra_op"] == 1
     if backend == "jax":
-        assert runtime.JAX_SINGLE_THREAD_FLAGS in runtime_record["flags"]["XLA_FLAGS"]
+        assert jax_backend.JAX_SINGLE_THREAD_FLAGS in runtime_record["flags"]["XLA_FLAGS"]
     assert f"Keras ({backend} backend) sees no GPU" in report["gpu_error"]
     for name, checks in report["models"].items():
         assert checks["weights"] == [True, 0.0], name

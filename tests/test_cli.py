@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ROOT, run_cli
 
-from compare import data
+from compare.data import fashion_mnist
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def inputs(tmp_path_factory):
     }
     for directory, content in faults.items():
         (root / directory).mkdir()
-        for name in data.FILES:
+        for name in fashion_mnist.FILES:
             if content is not None:
                 (root / directory / f"{name}.gz").write_bytes(content)
     return root

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import keras_traps
 import numpy as np
 import pytest
 import torch
@@ -13,9 +14,10 @@ from conftest import run_cli
 
 import keras_impl
 import pytorch_impl
-from compare import data, spec, studies
+from compare.data import split
 from compare.errors import UserError
-from keras_impl import model as keras_model
+from compare.spec import catalog, parse, studies
+from compare.spec.validate import validate
 
 # Forward-logit tolerance from parity-notes.md (float32, CPU).
 RTOL = ATOL = 1e-5
@@ -54,14 +56,14 @@ def conv_dense(tmp_path_factory):
     path = tmp_path_factory.mktemp("study") / "user.toml"
     path.write_text(CONV_DENSE_TOML)
     (experiment,) = studies.load_study_file(path).experiments
-    return spec.validate(experiment)
+    return validate(experiment)
 
 
 @pytest.fixture(scope="module")
 def experiments(conv_dense):
     return {
-        "cnn": spec.validate(studies.MODELS["cnn"]),
-        "cnn_adaptive": spec.validate(studies.MODELS["cnn_adaptive"]),
+        "cnn": validate(catalog.MODELS["cnn"]),
+        "cnn_adaptive": validate(catalog.MODELS["cnn_adaptive"]),
         "conv_dense": conv_dense,
     }
 
@@ -69,8 +71,8 @@ def experiments(conv_dense):
 @pytest.fixture(scope="module")
 def batch():
     """64 real Fashion-MNIST validation images, pixels in [0, 1] as the seed CNN sees them."""
-    quick = studies.apply_profile(studies.MODELS["cnn"], "quick")
-    return data.load_shared(quick.data).x_val[:64]
+    quick = studies.apply_profile(catalog.MODELS["cnn"], "quick")
+    return split.load_shared(quick.data).x_val[:64]
 
 
 def transplant(model_spec, build_keras=keras_impl.build_model):
@@ -151,7 +153,7 @@ def test_the_classic_wrong_ports_do_not_agree(experiments, batch, name, trap):
     model_spec = experiments[name].model
 
     def build_trap(spec_):
-        return keras_model.build_trap_model(spec_, trap)
+        return keras_traps.build_trap_model(spec_, trap)
 
     torch_model, keras_net = transplant(model_spec, build_trap)
     torch_logits, keras_logits = logits(torch_model, keras_net, batch)
@@ -164,13 +166,13 @@ def test_the_classic_wrong_ports_do_not_agree(experiments, batch, name, trap):
 
 def test_trap_builder_refuses_what_it_cannot_build(experiments):
     with pytest.raises(ValueError, match="unknown trap"):
-        keras_model.build_trap_model(experiments["cnn"].model, "nope")
+        keras_traps.build_trap_model(experiments["cnn"].model, "nope")
     # The seed CNN pools to 1x1 before its logits: no flatten order to get wrong.
     with pytest.raises(ValueError, match="unpermuted_flatten"):
-        keras_model.build_trap_model(experiments["cnn"].model, "unpermuted_flatten")
+        keras_traps.build_trap_model(experiments["cnn"].model, "unpermuted_flatten")
 
 
-CNN = studies.MODELS["cnn"]
+CNN = catalog.MODELS["cnn"]
 
 
 @pytest.mark.parametrize(
@@ -200,7 +202,7 @@ CNN = studies.MODELS["cnn"]
 )
 def test_bad_cnn_fields_are_rejected_by_name(override, message):
     with pytest.raises(UserError, match=message):
-        spec.validate(spec.apply_overrides(CNN, override.split(";")))
+        validate(parse.apply_overrides(CNN, override.split(";")))
 
 
 def test_cnn_runs_end_to_end_in_both_frameworks(tmp_path):

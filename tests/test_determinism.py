@@ -18,9 +18,21 @@ COMPARED = ("train_loss", "val_loss", "val_accuracy")
 
 def quick_run(out, framework: str) -> dict:
     result = run_cli(
-        "run", "--models", "mlp", "--profile", "quick", "--seeds", "1", "--frameworks", framework,
-        "--threads", "1", "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "run",
+        "--models",
+        "mlp",
+        "--profile",
+        "quick",
+        "--seeds",
+        "1",
+        "--frameworks",
+        framework,
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     return json.loads((out / "runs" / "mlp" / f"{framework}-seed0.json").read_text())
 

@@ -17,9 +17,13 @@ import torch
 
 import keras_impl
 import pytorch_impl
-from compare import devices, report, runner, studies
 from compare.errors import UserError
+from compare.report import build as report
+from compare.run import devices, plan, runner
+from compare.spec import catalog, identity
+from keras_impl import backends as keras_backends
 from keras_impl import runtime as keras_runtime
+from pytorch_impl import optimizers as torch_optimizers
 from pytorch_impl import runtime as torch_runtime
 from pytorch_impl import train as torch_train
 
@@ -28,7 +32,7 @@ from pytorch_impl import train as torch_train
 
 @pytest.mark.parametrize("requested", ["gpu", "auto"])
 def test_a_visible_gpu_is_used(requested):
-    device, notice = devices.resolve(requested, "PyTorch", gpu_visible=True)
+    device, notice = identity.choose_device(requested, "PyTorch", gpu_visible=True)
     assert device == "gpu"
     assert notice == (
         "" if requested == "gpu" else "--device auto: PyTorch sees a GPU, so this run uses it"
@@ -37,7 +41,7 @@ def test_a_visible_gpu_is_used(requested):
 
 def test_gpu_without_a_visible_gpu_is_a_one_line_user_error():
     with pytest.raises(UserError) as error:
-        devices.resolve("gpu", "Keras (jax backend)", gpu_visible=False, hint="CPU jaxlib")
+        identity.choose_device("gpu", "Keras (jax backend)", gpu_visible=False, hint="CPU jaxlib")
     message = str(error.value)
     assert "\n" not in message
     assert "Keras (jax backend) sees no GPU (CPU jaxlib)" in message
@@ -45,14 +49,14 @@ def test_gpu_without_a_visible_gpu_is_a_one_line_user_error():
 
 
 def test_auto_without_a_visible_gpu_uses_the_cpu_and_says_so():
-    assert devices.resolve("auto", "PyTorch", gpu_visible=False) == (
+    assert identity.choose_device("auto", "PyTorch", gpu_visible=False) == (
         "cpu",
         "--device auto: PyTorch sees no GPU, so this run uses the CPU",
     )
 
 
 def test_cpu_stays_on_the_cpu_when_a_gpu_is_visible():
-    assert devices.resolve("cpu", "PyTorch", gpu_visible=True) == ("cpu", "")
+    assert identity.choose_device("cpu", "PyTorch", gpu_visible=True) == ("cpu", "")
 
 
 # --- what nvidia-smi adds to a GPU record -------------------------------------------
@@ -133,7 +137,7 @@ def test_torch_cpu_run_leaves_gpu_settings_alone(monkeypatch, torch_settings):
 
 
 def _tiny_mlp():
-    spec = studies.MODELS["mlp"]
+    spec = catalog.MODELS["mlp"]
     return dataclasses.replace(spec.model, hidden_sizes=(8,)), spec.train
 
 
@@ -152,7 +156,7 @@ def test_torch_trainer_on_the_cpu_is_the_same_computation_as_before(monkeypatch)
     trainer = pytorch_impl.Trainer(model, train_spec, device="cpu")
     loss = trainer.train_epoch(x, y)
 
-    optimizer = torch_train.make_optimizer(reference.parameters(), train_spec)
+    optimizer = torch_optimizers.make_optimizer(reference.parameters(), train_spec)
     total = torch.zeros((), dtype=torch.float64)
     inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
     for start in range(0, len(x), train_spec.batch_size):
@@ -194,7 +198,7 @@ def test_torch_gpu_info_is_none_on_the_cpu_and_describes_the_gpu_otherwise(monke
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: properties)
     monkeypatch.setattr(devices, "nvidia_smi", lambda: [{"driver_version": "550.1"}])
-    record = pytorch_impl.gpu_info("gpu")
+    record = devices.gpu_record(**pytorch_impl.gpu_info("gpu"))
     assert record["name"] == "NVIDIA A" and record["memory_total_mb"] == 80 * 1024
     assert record["driver_version"] == "550.1" and record["cuda_version"] == torch.version.cuda
     assert record["compute_capability"] == "9.0"
@@ -209,7 +213,8 @@ def test_tensorflow_cpu_run_hides_the_gpus_tensorflow_lists(monkeypatch):
     calls = []
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
     monkeypatch.setattr(tf.config, "set_visible_devices", lambda *args: calls.append(args))
-    assert keras_runtime._hide_gpu_tensorflow() == "tf.config.set_visible_devices([], 'GPU')"
+    hidden_by = keras_backends.module("tensorflow").hide_gpu()
+    assert hidden_by == "tf.config.set_visible_devices([], 'GPU')"
     assert calls == [([], "GPU")]
 
 
@@ -220,20 +225,20 @@ def test_jax_cpu_run_starts_only_the_cpu_platform(monkeypatch):
     updates = []
     monkeypatch.setattr(jax.config, "update", lambda *args: updates.append(args))
     monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: False)
-    assert keras_runtime._hide_gpu_jax() == "jax_platforms=cpu"
+    assert keras_backends.module("jax").hide_gpu() == "jax_platforms=cpu"
     assert updates == [("jax_platforms", "cpu")]
     # Too late once JAX runs on the GPU: an error, not a silent GPU run.
     monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: True)
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     with pytest.raises(RuntimeError, match="JAX_PLATFORMS=cpu"):
-        keras_runtime._hide_gpu_jax()
+        keras_backends.module("jax").hide_gpu()
 
 
 def test_keras_on_torch_cpu_run_resets_the_device_keras_chose_at_import(monkeypatch):
     from keras.src.backend.torch import core
 
     monkeypatch.setattr(core, "DEFAULT_DEVICE", "cuda")
-    assert "KERAS_TORCH_DEVICE=cpu" in keras_runtime._hide_gpu_torch()
+    assert "KERAS_TORCH_DEVICE=cpu" in keras_backends.module("torch").hide_gpu()
     assert core.DEFAULT_DEVICE == "cpu" and core.get_device() == "cpu"
 
 
@@ -250,14 +255,13 @@ def fake_backend(monkeypatch):
         "flags": {},
         "deterministic": {},
     }
+    fake = types.SimpleNamespace(
+        hide_gpu=lambda: calls.append("hide") or "hid",
+        configure=lambda *args: calls.append("configure") or settings,
+        float32=lambda on_gpu: calls.append(("float32", on_gpu)) or {},
+    )
     monkeypatch.setattr(keras_runtime, "backend", lambda: "fake")
-    monkeypatch.setitem(keras_runtime.HIDE_GPU, "fake", lambda: calls.append("hide") or "hid")
-    monkeypatch.setitem(
-        keras_runtime.CONFIGURE, "fake", lambda *args: calls.append("configure") or settings
-    )
-    monkeypatch.setitem(
-        keras_runtime.FLOAT32, "fake", lambda on_gpu: calls.append(("float32", on_gpu)) or {}
-    )
+    monkeypatch.setattr(keras_backends, "module", lambda name: fake)
     import keras
 
     monkeypatch.setattr(keras.utils, "set_random_seed", lambda seed: None)
@@ -287,12 +291,12 @@ def test_keras_gpu_runs_turn_tf32_off_on_every_backend(monkeypatch, torch_settin
     calls = []
     monkeypatch.setattr(tf.config.experimental, "enable_tensor_float_32_execution", calls.append)
     monkeypatch.setattr(jax.config, "update", lambda *args: calls.append(args))
-    for backend in keras_runtime.BACKENDS:
-        keras_runtime.FLOAT32[backend](False)
+    for backend in keras_backends.NAMES:
+        keras_backends.module(backend).float32(False)
     assert calls == []  # a CPU run changes nothing
     flags = {}
-    for backend in keras_runtime.BACKENDS:
-        flags.update(keras_runtime.FLOAT32[backend](True))
+    for backend in keras_backends.NAMES:
+        flags.update(keras_backends.module(backend).float32(True))
     assert calls == [False, ("jax_default_matmul_precision", "highest")]
     assert flags["tf32_matmul"] is False and flags["tf32_cudnn"] is False
 
@@ -305,7 +309,6 @@ def test_keras_gpu_info_per_backend(monkeypatch):
     import jax
     import tensorflow as tf
 
-    monkeypatch.setattr(devices, "nvidia_smi", lambda: [])
     physical = types.SimpleNamespace(name="/physical_device:GPU:0")
     monkeypatch.setattr(tf.config, "get_visible_devices", lambda kind: [physical])
     monkeypatch.setattr(
@@ -316,7 +319,7 @@ def test_keras_gpu_info_per_backend(monkeypatch):
     monkeypatch.setattr(
         tf.sysconfig, "get_build_info", lambda: {"cuda_version": "12.5", "cudnn_version": "9"}
     )
-    record = keras_runtime.GPU_INFO["tensorflow"]()
+    record = keras_backends.module("tensorflow").gpu_info()
     assert (record["name"], record["cuda_version"], record["compute_capability"]) == (
         "NVIDIA A",
         "12.5",
@@ -326,7 +329,7 @@ def test_keras_gpu_info_per_backend(monkeypatch):
         device_kind="NVIDIA A", client=types.SimpleNamespace(platform_version="cuda 12050")
     )
     monkeypatch.setattr(jax, "devices", lambda kind: [gpu])
-    record = keras_runtime.GPU_INFO["jax"]()
+    record = keras_backends.module("jax").gpu_info()
     assert (record["name"], record["cuda_version"]) == ("NVIDIA A", "cuda 12050")
 
 
@@ -336,7 +339,7 @@ def test_keras_gpu_info_per_backend(monkeypatch):
 def test_gpu_probe_asks_each_keras_backend(monkeypatch):
     probed = []
     monkeypatch.setattr(runner, "_probe_device", lambda *args: probed.append(args))
-    options = runner.Options(device="gpu", keras_backends=("tensorflow", "jax"))
+    options = plan.Options(device="gpu", keras_backends=("tensorflow", "jax"))
     runner.probe_devices(options)
     assert probed == [
         ("torch", None, "gpu"),

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from scipy import stats
 
-from compare import equivalence, results, runner, studies
+from compare import files
 from compare.errors import UserError
-from compare.spec import EQUIVALENCE_MIN_SEEDS
+from compare.report import equivalence
+from compare.run import plan, results
+from compare.spec import studies
+from compare.spec.schema import EQUIVALENCE_MIN_SEEDS
 
 RNG = np.random.default_rng(0)
 MARGIN = 0.01
@@ -53,13 +54,13 @@ def test_p_value_is_the_larger_of_two_one_sided_welch_tests():
     assert row["p_value"] == pytest.approx(max(lower, upper), rel=1e-9)
 
 
-def test_runner_writes_equivalence_json(tmp_path):
+def test_report_computes_equivalence_from_the_result_files(tmp_path):
     study = studies.select_models(studies.builtin_study("default"), ["mlp"])
-    options = runner.Options(seeds=5, out=tmp_path, profile="quick")
-    planned = runner.plan(study, options)
+    options = plan.Options(seeds=5, out=tmp_path, profile="quick")
+    planned = plan.plan(study, options)
     for run in planned:
         accuracy = 0.85 + 0.001 * run.seed + (0.002 if run.framework == "torch" else 0.0)
-        results.write_json_atomic(
+        files.write_json_atomic(
             run.path(tmp_path),
             {
                 "experiment": run.experiment.name,
@@ -70,8 +71,7 @@ def test_runner_writes_equivalence_json(tmp_path):
                 "test_accuracy": accuracy,
             },
         )
-    path = equivalence.write(tmp_path, planned, study.equivalence_margin)
-    written = json.loads(path.read_text())
+    written = equivalence.analysis(results.load_runs(tmp_path), study.equivalence_margin)
     assert written["schema"] == equivalence.SCHEMA
     (row,) = written["verdicts"]
     assert row["experiment"] == "mlp" and row["n_torch"] == row["n_keras"] == 5

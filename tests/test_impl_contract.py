@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import pathlib
+
 import numpy as np
 import pytest
 
-from compare import studies
+from compare.run import contract
+from compare.spec import catalog
 
-MLP = studies.MODELS["mlp"]
+MLP = catalog.MODELS["mlp"]
 
 
 @pytest.fixture(scope="module", params=["pytorch_impl", "keras_impl"])
@@ -38,3 +42,51 @@ def test_canonical_shapes_and_init_bounds(impl):
         bound = np.float32(1 / np.sqrt(kernel.shape[0])) * (1 + 1e-6)
         assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.9 * bound
         assert np.abs(bias).max() <= bound
+
+
+# --- the contract written once (compare.run.contract), checked on both sides ----------
+
+
+def _public_signature(function) -> list[str]:
+    """Parameter names of a function or method, `self` left out."""
+    return [name for name in inspect.signature(function).parameters if name != "self"]
+
+
+def _satisfies(implemented, written) -> bool:
+    """The written parameters, in order; anything after them must have a default (a
+    framework-only option, e.g. torch's `device` for `training_batches`)."""
+    names = _public_signature(implemented)
+    wanted = _public_signature(written)
+    parameters = inspect.signature(implemented).parameters.values()
+    extra = [p for p in parameters if p.name != "self"][len(wanted) :]
+    return names[: len(wanted)] == wanted and all(
+        p.default is not inspect.Parameter.empty for p in extra
+    )
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_each_implementation_satisfies_the_written_contract(framework):
+    impl = contract.load(framework)
+    assert isinstance(impl, contract.Implementation)
+    assert isinstance(contract.load_regression(framework), contract.RegressionNets)
+    for protocol, module in (
+        (contract.Implementation, impl),
+        (contract.RegressionNets, contract.load_regression(framework)),
+    ):
+        for name, member in vars(protocol).items():
+            if name.startswith("_") or not callable(member) or isinstance(member, type):
+                continue
+            assert _satisfies(getattr(module, name), member), f"{module.__name__}.{name}"
+    for name, member in vars(contract.Trainer).items():
+        if callable(member) and (not name.startswith("_") or name == "__init__"):
+            assert _satisfies(getattr(impl.Trainer, name), member), f"Trainer.{name}"
+
+
+def test_both_implementations_mirror_each_other_module_for_module():
+    """Same module names on both sides: a diff between them shows framework differences."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    modules = [
+        sorted(p.name for p in (root / package).glob("*.py"))
+        for package in ("pytorch_impl", "keras_impl")
+    ]
+    assert modules[0] == modules[1]

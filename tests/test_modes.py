@@ -11,14 +11,33 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from compare import bench, modes, report, results, roofline, runner, studies
+from compare import files
+from compare.bench import bench, roofline
+from compare.report import build as report
+from compare.run import plan, results
+from compare.spec import catalog, studies
+from compare.spec.identity import Implementation
+from keras_impl import execution as keras_execution
+from pytorch_impl import execution as torch_execution
 
 
 @pytest.mark.parametrize("other", ["idiomatic", "compiled"])
 def test_other_modes_match_tuned_results(other, quick_study, tmp_path):
     out = tmp_path / other
-    run = run_cli("run", "--models", "mlp", "--profile", "quick", "--seeds", "1",
-                  "--modes", other, "--out", str(out), "--no-progress")  # fmt: skip
+    run = run_cli(
+        "run",
+        "--models",
+        "mlp",
+        "--profile",
+        "quick",
+        "--seeds",
+        "1",
+        "--modes",
+        other,
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert run.returncode == 0, run.stderr
     for framework in ("torch", "keras"):
         theirs = json.loads((out / "runs/mlp" / f"{framework}-{other}-seed0.json").read_text())
@@ -33,14 +52,20 @@ def test_other_modes_match_tuned_results(other, quick_study, tmp_path):
             rtol=1e-3,
         )
         assert abs(theirs["test_accuracy"] - tuned["test_accuracy"]) <= 0.01
-        assert set(theirs["phase_seconds"]) >= {"imports", "data", "build", "first_epoch",
-                                                 "steady_epochs", "evaluation"}  # fmt: skip
-    labels = {results.implementation_label(r) for r in results.load_runs(out)}
-    assert labels == {f"torch ({other})", f"keras ({other})"}
+        assert set(theirs["phase_seconds"]) >= {
+            "imports",
+            "data",
+            "build",
+            "first_epoch",
+            "steady_epochs",
+            "evaluation",
+        }
+    labels = {Implementation.of(r).name for r in results.load_runs(out)}
+    assert labels == {f"torch-{other}", f"keras-{other}"}
 
 
 def test_epoch_products_of_the_headline_mlp():
-    model = studies.MODELS["mlp"].model
+    model = catalog.MODELS["mlp"].model
     layers = roofline.dense_layers(model)
     assert layers == [(784, 256), (256, 64), (64, 10)]
     products = roofline.epoch_products(layers, examples=130, batch_size=64)
@@ -86,9 +111,14 @@ def test_noise_floor_replays_the_products_and_gives_their_spread():
 
 
 def _fake_run(framework, mode, seed, steady):
-    return {"framework": framework, "mode": mode, "seed": seed, "status": "ok",
-            "test_accuracy": 0.8, "epochs": [{"epoch_seconds": 9.0}]
-            + [{"epoch_seconds": s} for s in steady]}  # fmt: skip
+    return {
+        "framework": framework,
+        "mode": mode,
+        "seed": seed,
+        "status": "ok",
+        "test_accuracy": 0.8,
+        "epochs": [{"epoch_seconds": 9.0}] + [{"epoch_seconds": s} for s in steady],
+    }
 
 
 def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
@@ -103,20 +133,24 @@ def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
     assert table.loc["torch", "gemm_multiple"] == pytest.approx(2.1)
     assert table.loc["torch", "ratio_to_own_idiomatic"] == pytest.approx(1.05 / 4.2)
     assert table.loc["keras", "ratio_to_idiomatic_torch"] == pytest.approx(1.5 / 4.2)
-    assert table.loc["torch (idiomatic)", "within_run_spread"] == pytest.approx(1.1)
+    assert table.loc["torch-idiomatic", "within_run_spread"] == pytest.approx(1.1)
     assert table.loc["keras", "samples_per_second"] == pytest.approx(1000 / 1.5)
     assert "x GEMM" in bench.format_table(table.reset_index())
 
     out = tmp_path / "with-bench"
     shutil.copytree(quick_study / "runs", out / "runs")
-    results.write_json_atomic(
+    files.write_json_atomic(
         out / "bench" / "bench.json",
-        results.finite_or_none(
+        files.finite_or_none(
             {
-                "threads": 2, "epochs": 3, "repeats": 1,
+                "threads": 2,
+                "epochs": 3,
+                "repeats": 1,
                 "roofline": {"epoch_gemm_seconds": 0.5, "epoch_flops": 2e9, "per_shape": []},
-                "noise_floor": {"before": {"replay_seconds": [0.5, 0.6], "spread": 1.2},
-                                "after": {"replay_seconds": [0.5, 0.55], "spread": 1.1}},
+                "noise_floor": {
+                    "before": {"replay_seconds": [0.5, 0.6], "spread": 1.2},
+                    "after": {"replay_seconds": [0.5, 0.55], "spread": 1.1},
+                },
                 "table": table.reset_index().to_dict("records"),
                 "thread_sweep": [
                     {"implementation": "torch", "threads": 1, "steady_epoch_seconds": 2.0},
@@ -125,7 +159,7 @@ def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
                 "harness": {"wall_seconds": 100.0, "overhead_seconds": 2.0},
             }
         ),
-    )  # fmt: skip
+    )
     html = report.write_report(out).read_text()
     assert 'id="bench-table"' in html and "thread scaling" in html and "(2.0 %)" in html
     assert "spread (max/min) of 1.20 before the runs and\n1.10 after" in html
@@ -133,25 +167,36 @@ def test_bench_table_ratios_and_report_section(quick_study, tmp_path):
 
 def test_plan_names_every_backend_and_mode_apart():
     study = studies.select_models(studies.builtin_study("default"), ["mlp"])
-    options = runner.Options(
-        seeds=1, profile="quick", modes=("tuned", "idiomatic"),
+    options = plan.Options(
+        seeds=1,
+        profile="quick",
+        modes=("tuned", "idiomatic"),
         keras_backends=("tensorflow", "jax", "torch"),
-    )  # fmt: skip
-    planned = runner.plan(study, options)
+    )
+    planned = plan.plan(study, options)
     assert sorted(run.variant for run in planned) == sorted(
-        ["torch", "torch-idiomatic", "keras", "keras-idiomatic", "keras_jax",
-         "keras_jax-idiomatic", "keras_torch", "keras_torch-idiomatic"]
-    )  # fmt: skip
+        [
+            "torch",
+            "torch-idiomatic",
+            "keras",
+            "keras-idiomatic",
+            "keras_jax",
+            "keras_jax-idiomatic",
+            "keras_torch",
+            "keras_torch-idiomatic",
+        ]
+    )
     assert len({run.path(pathlib.Path("out")) for run in planned}) == len(planned)
     fake = {"framework": "keras", "keras_backend": "torch", "mode": "idiomatic"}
-    assert results.implementation_label(fake) == "keras[torch] (idiomatic)"
-    assert not results.is_reference_pair(fake)
+    assert Implementation.of(fake).name == "keras_torch-idiomatic"
+    assert not Implementation.of(fake).is_reference
     # Keras refuses steps_per_execution > 1 on its torch backend.
-    assert modes.keras_compile_options("tuned", "torch") == {"jit_compile": False}
-    assert modes.keras_compile_options("idiomatic", "jax") == {}
-    assert modes.keras_compile_options("compiled", "torch") == {"jit_compile": True}
-    assert modes.keras_compile_options("compiled", "tensorflow", dropout=True)["jit_compile"]
-    assert modes.torch_compiles("compiled") and not modes.torch_compiles("tuned")
+    assert keras_execution.options("tuned", "torch") == {"jit_compile": False}
+    assert keras_execution.options("idiomatic", "jax") == {}
+    assert keras_execution.options("compiled", "torch") == {"jit_compile": True}
+    assert keras_execution.options("compiled", "tensorflow", dropout=True)["jit_compile"]
+    assert torch_execution.options("compiled")["compile"]
+    assert not torch_execution.options("tuned")["compile"]
     # XLA's dropout RNG is slow on the CPU: TensorFlow runs a dropout model without it.
-    assert modes.keras_compile_options("tuned", "tensorflow", dropout=True)["jit_compile"] is False
-    assert modes.keras_compile_options("tuned", "jax", dropout=True)["jit_compile"] is True
+    assert keras_execution.options("tuned", "tensorflow", dropout=True)["jit_compile"] is False
+    assert keras_execution.options("tuned", "jax", dropout=True)["jit_compile"] is True

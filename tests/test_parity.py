@@ -9,19 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import keras_traps
 import numpy as np
 import pytest
 import torch
 
-from compare import cli, defaults, parity, studies
-from compare import data as data_mod
-from compare import parity_levels as levels
-from compare import parity_training as training
-from compare.parity_levels import K, T
-from compare.spec import ParitySpec
-from keras_impl import model as keras_model
+from compare import cli
+from compare.data import split
+from compare.parity import defaults, levels, training
+from compare.parity import suite as parity
+from compare.parity.levels import K, T
+from compare.spec import catalog, studies
+from compare.spec.schema import ParitySpec
 
-MLP = studies.apply_profile(studies.MODELS["mlp"], "quick")
+MLP = studies.apply_profile(catalog.MODELS["mlp"], "quick")
 # Small batches and 30 steps keep these fast; the CLI test runs the full ParitySpec.
 SPEC = ParitySpec(batch_size=64, steps=30)
 
@@ -33,7 +34,7 @@ def with_train(experiment, **changes):
 @pytest.fixture(scope="module")
 def shared():
     parity.configure(threads=1, seed=SPEC.seed)
-    return data_mod.load_shared(MLP.data)
+    return split.load_shared(MLP.data)
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +111,10 @@ def test_trap_stock_adam_fails_optimizer_and_lockstep(shared):
 # A conv -> flatten -> dense network (28 -> 14 -> 7, 16 channels): the flatten order
 # matters here, unlike in the seed CNNs, which pool to 1x1 first.
 CONV_DENSE = dataclasses.replace(
-    studies.apply_profile(studies.MODELS["cnn"], "quick"),
+    studies.apply_profile(catalog.MODELS["cnn"], "quick"),
     name="conv_dense",
     model=dataclasses.replace(
-        studies.MODELS["cnn"].model,
+        catalog.MODELS["cnn"].model,
         conv_filters=(8, 16),
         pooling="none",
         hidden_sizes=(32,),
@@ -137,7 +138,7 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap):
     # first dense kernel keeps Keras's (H, W, C) row order.
     x, y = batch
     torch_model = T.build_model(CONV_DENSE.model)
-    wrong = keras_model.build_trap_model(CONV_DENSE.model, trap)
+    wrong = keras_traps.build_trap_model(CONV_DENSE.model, trap)
     levels.transplant(torch_model, wrong)
     assert levels.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
     forward = levels.check_forward(torch_model, wrong, x, SPEC)
@@ -171,7 +172,12 @@ def test_data_level_and_its_trap(shared, monkeypatch):
 
 
 def test_defaults_table_is_read_from_the_frameworks():
-    rows = {row["what"]: row for row in defaults.table([MLP])}
+    rows = {
+        row["what"]: row
+        for row in defaults.table(
+            [MLP], levels.K.framework_defaults(), levels.T.framework_defaults()
+        )
+    }
     assert rows["adam epsilon"]["keras"] == "1e-07" and rows["adam epsilon"]["torch"] == "1e-08"
     assert rows["adam epsilon"]["study"] == "1e-08"
     assert rows["dense kernel layout"]["keras"] == "(in, out)"
@@ -194,7 +200,7 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
     written = json.loads((tmp_path / "parity.json").read_text())
     assert printed["passed"] and written["schema"] == parity.SCHEMA
     assert set(written["keras_backends"]) == set(parity.KERAS_BACKENDS)
-    entries = {"mlp": "tensorflow", "mlp [keras:jax]": "jax", "mlp [keras:torch]": "torch"}
+    entries = {"mlp/keras": "tensorflow", "mlp/keras_jax": "jax", "mlp/keras_torch": "torch"}
     assert set(written["models"]) == set(entries)
     for name, backend in entries.items():
         model = written["models"][name]
@@ -206,18 +212,18 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
         assert set(model["details"]) == set(parity.LEVELS)
         assert model["native_adam"]["max_abs_diff"] > SPEC.lockstep_adam_atol
     # What the other backends cannot match is said, with the measured difference.
-    assert any("float32" in note for note in written["models"]["mlp [keras:torch]"]["notes"])
+    assert any("float32" in note for note in written["models"]["mlp/keras_torch"]["notes"])
     row = written["defaults"][0]
     assert {"what", "keras", "torch", "study"} <= set(row)
     assert set(row["keras_by_backend"]) == set(parity.KERAS_BACKENDS)
 
     # The same report with one level failed: the command fails and names the entry.
     (report,) = reports
-    entry = report["models"]["mlp [keras:jax]"]
+    entry = report["models"]["mlp/keras_jax"]
     entry["checks"][2]["passed"] = entry["passed"] = report["passed"] = False
     monkeypatch.setattr(parity, "run_backends", lambda *a, **k: report)
     assert cli.main(["parity", "--models", "mlp"]) == 1
-    assert "FAILED for mlp [keras:jax]" in capsys.readouterr().out
+    assert "FAILED for mlp/keras_jax" in capsys.readouterr().out
 
 
 def test_cli_rejects_an_unknown_keras_backend(capsys):

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from compare import metrics, runner, studies, worker
-from compare.spec import apply_overrides
+from compare.run import loop, metrics, plan, protocol, runner, worker
+from compare.spec import catalog
+from compare.spec.parse import apply_overrides
 
 TINY = [
     "data.train_limit=200",
@@ -284,7 +285,7 @@ def test_ctrl_c_stops_cleanly_and_a_second_study_is_locked_out(tmp_path):
 
 # --- a worker that dies or raises (fault injection, no training) ---------------------
 
-MLP = apply_overrides(studies.MODELS["mlp"], TINY)
+MLP = apply_overrides(catalog.MODELS["mlp"], TINY)
 EPOCH = {"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.8, "epoch_seconds": 0.1}
 
 
@@ -302,8 +303,8 @@ def test_a_killed_worker_becomes_a_failed_result(tmp_path, monkeypatch):
         "print('allocating', file=sys.stderr, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)",
     )
-    run = runner.Run(MLP, "torch", 0)
-    result = runner.execute_run(run, runner.Options(out=tmp_path), lambda kind, payload: None)
+    run = plan.Run(MLP, "torch", 0)
+    result = runner.execute_run(run, plan.Options(out=tmp_path), lambda kind, payload: None)
     assert json.loads(json.dumps(result)) == strict_json(run.path(tmp_path))
     assert result["status"] == "failed" and result["failed_epoch"] == 2
     assert "killed by SIGKILL" in result["reason"] and "out of memory" in result["reason"]
@@ -313,31 +314,35 @@ def test_a_killed_worker_becomes_a_failed_result(tmp_path, monkeypatch):
 
 def test_an_interrupted_worker_interrupts_the_study(tmp_path, monkeypatch):
     fake_worker(monkeypatch, "sys.exit(130)")
-    run = runner.Run(MLP, "torch", 0)
+    run = plan.Run(MLP, "torch", 0)
     with pytest.raises(KeyboardInterrupt):
-        runner.execute_run(run, runner.Options(out=tmp_path), lambda kind, payload: None)
+        runner.execute_run(run, plan.Options(out=tmp_path), lambda kind, payload: None)
     assert not run.path(tmp_path).exists()
 
 
 def test_an_exception_becomes_a_failed_result_with_what_was_measured(tmp_path, monkeypatch):
-    def out_of_memory(request, result):
+    def out_of_memory(request, result, emit):
         result["stage"] = "training"
         result["epochs"].append({**EPOCH, "val_loss": math.inf})
         raise MemoryError("cannot allocate 4 GiB")
 
-    monkeypatch.setattr(worker, "train_and_evaluate", out_of_memory)
+    monkeypatch.setattr(loop, "train_and_evaluate", out_of_memory)
     path = tmp_path / "result.json"
-    request = {
-        "experiment": MLP.to_dict(),
-        "spec_hash": MLP.spec_hash(),
-        "framework": "torch",
-        "seed": 0,
-        "threads": 1,
-        "device": "cpu",
-        "profile": "default",
-        "result_path": str(path),
-        "spawn_time": time.time(),
-    }
+    request = protocol.RunRequest(
+        experiment=MLP.to_dict(),
+        spec_hash=MLP.spec_hash(),
+        framework="torch",
+        seed=0,
+        mode="tuned",
+        keras_backend=None,
+        threads=1,
+        device="cpu",
+        deterministic=False,
+        profile="default",
+        data_dir=None,
+        result_path=str(path),
+        spawn_time=time.time(),
+    )
     assert worker.execute(request) == 0
     result = strict_json(path)
     assert result["status"] == "failed" and result["failed_epoch"] == 2
@@ -351,19 +356,19 @@ def test_non_finite_losses_are_divergence_and_metrics_survive_them():
     with np.errstate(invalid="ignore"):  # NaN in, NaN out: no crash, no exception
         loss, accuracy = metrics.evaluate(logits, np.array([0, 0, 1]))
     assert math.isnan(loss) and 0.0 <= accuracy <= 1.0
-    worker.check_finite({**EPOCH, "epoch": 3})
-    with pytest.raises(worker.Diverged, match="validation loss is inf in epoch 3"):
-        worker.check_finite({**EPOCH, "epoch": 3, "val_loss": math.inf})
-    with pytest.raises(worker.Diverged, match="training loss is nan in epoch 1"):
-        worker.check_finite({**EPOCH, "train_loss": math.nan})
+    loop.check_finite({**EPOCH, "epoch": 3})
+    with pytest.raises(loop.Diverged, match="validation loss is inf in epoch 3"):
+        loop.check_finite({**EPOCH, "epoch": 3, "val_loss": math.inf})
+    with pytest.raises(loop.Diverged, match="training loss is nan in epoch 1"):
+        loop.check_finite({**EPOCH, "train_loss": math.nan})
 
 
 # --- resume identity, stale files, network --------------------------------------------
 
 
 def test_resume_keeps_ok_and_diverged_results_of_the_same_identity(tmp_path):
-    run = runner.Run(MLP, "torch", 0)
-    options = runner.Options(out=tmp_path)
+    run = plan.Run(MLP, "torch", 0)
+    options = plan.Options(out=tmp_path)
     path = run.path(tmp_path)
     path.parent.mkdir(parents=True)
     for status, deterministic, spec_hash, kept in [
@@ -385,9 +390,9 @@ def test_network_is_blocked_once_forbidden():
     port = server.getsockname()[1]
     code = f"""
 import socket, urllib.request
-from compare import worker
+from compare import network
 socket.socket().connect(("127.0.0.1", {port}))  # allowed before
-worker.forbid_network()
+network.forbid_network()
 attempts = [
     lambda: socket.socket().connect(("127.0.0.1", {port})),
     lambda: socket.create_connection(("localhost", {port})),
@@ -397,7 +402,7 @@ for attempt in attempts:
     try:
         attempt()
         print("connected")
-    except worker.NetworkBlocked as error:
+    except network.NetworkBlocked as error:
         print("blocked", error)
 """
     with server:

@@ -9,7 +9,9 @@ import shutil
 import pytest
 from conftest import ROOT, run_cli
 
-from compare import report, results
+from compare import files
+from compare.report import build as report
+from compare.run import results
 
 ARTIFACTS = ROOT / "test-artifacts"
 XSS = "<script>alert(1)</script>"
@@ -22,7 +24,7 @@ def test_partial_results_show_failures_and_missing_runs(quick_study, tmp_path):
     failed_path = out / "runs" / "mlp" / "keras-seed1.json"
     failed = json.loads(failed_path.read_text())
     failed.update(status="diverged", reason="training loss is nan in epoch 2", failed_epoch=2)
-    results.write_json_atomic(failed_path, failed)
+    files.write_json_atomic(failed_path, failed)
     (out / "runs" / "mlp" / "torch-seed1.json").unlink()
 
     html = report.write_report(out).read_text()
@@ -122,3 +124,16 @@ def test_report_in_headless_chromium(quick_study, tmp_path):
         assert driver.save_screenshot(str(ARTIFACTS / "report.png"))
     finally:
         driver.quit()
+
+
+def test_api_overhead_pairs_keras_on_torch_with_native_torch():
+    """Keras on its torch backend against native PyTorch, found by the one spelling of
+    each implementation (a misspelt name would drop the section silently)."""
+    row = {"first_epoch_seconds": 2.0, "steady_epoch_seconds": 1.0}
+    overview = [
+        {"experiment": "mlp", "implementation": "torch", **row},
+        {**row, "experiment": "mlp", "implementation": "keras_torch", "steady_epoch_seconds": 1.5},
+        {"experiment": "mlp", "implementation": "keras", **row},
+    ]
+    (pair,) = report.api_overhead(overview)
+    assert pair["experiment"] == "mlp" and pair["steady_ratio"] == pytest.approx(1.5)

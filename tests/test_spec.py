@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import pytest
 
-from compare import spec, studies
 from compare.errors import UserError
+from compare.spec import catalog, parse, schema, studies
+from compare.spec.validate import validate
 
-MLP = studies.MODELS["mlp"]
+MLP = catalog.MODELS["mlp"]
 
 
 def test_override_types_are_checked():
-    changed = spec.apply_overrides(MLP, ["train.learning_rate=0.01", "model.hidden_sizes=[32]"])
+    changed = parse.apply_overrides(MLP, ["train.learning_rate=0.01", "model.hidden_sizes=[32]"])
     assert changed.train.learning_rate == 0.01 and changed.model.hidden_sizes == (32,)
-    assert spec.apply_overrides(MLP, ["train.learning_rate=1"]).train.learning_rate == 1.0
+    assert parse.apply_overrides(MLP, ["train.learning_rate=1"]).train.learning_rate == 1.0
     with pytest.raises(UserError, match="train.batch_size must be an integer"):
-        spec.apply_overrides(MLP, ["train.batch_size=abc"])
+        parse.apply_overrides(MLP, ["train.batch_size=abc"])
     with pytest.raises(UserError, match="train.batch_size must be an integer"):
-        spec.apply_overrides(MLP, ["train.batch_size=1.5"])
+        parse.apply_overrides(MLP, ["train.batch_size=1.5"])
     with pytest.raises(UserError, match="unknown key 'train.learnin_rate'"):
-        spec.apply_overrides(MLP, ["train.learnin_rate=0.1"])
+        parse.apply_overrides(MLP, ["train.learnin_rate=0.1"])
     with pytest.raises(UserError, match="unknown section 'trian'"):
-        spec.apply_overrides(MLP, ["trian.learning_rate=0.1"])
+        parse.apply_overrides(MLP, ["trian.learning_rate=0.1"])
     with pytest.raises(UserError, match="use section.key=value"):
-        spec.apply_overrides(MLP, ["learning_rate"])
+        parse.apply_overrides(MLP, ["learning_rate"])
 
 
 @pytest.mark.parametrize(
@@ -46,16 +47,16 @@ def test_override_types_are_checked():
 )
 def test_impossible_values_are_rejected(override, message):
     with pytest.raises(UserError, match=message):
-        spec.validate(spec.apply_overrides(MLP, [override]))
+        validate(parse.apply_overrides(MLP, [override]))
 
 
 def test_spec_hash_is_stable_and_sensitive():
-    assert MLP.spec_hash() == studies.MODELS["mlp"].spec_hash()
-    assert spec.apply_overrides(MLP, ["train.epochs=3"]).spec_hash() != MLP.spec_hash()
+    assert MLP.spec_hash() == catalog.MODELS["mlp"].spec_hash()
+    assert parse.apply_overrides(MLP, ["train.epochs=3"]).spec_hash() != MLP.spec_hash()
 
 
 def test_spec_round_trips_through_dict():
-    assert spec.from_dict(spec.ExperimentSpec, MLP.to_dict()) == MLP
+    assert parse.from_dict(schema.ExperimentSpec, MLP.to_dict()) == MLP
 
 
 def test_study_file(tmp_path):

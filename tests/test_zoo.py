@@ -17,14 +17,27 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from compare import data, faithful, numpy_two_layer, regression, runner, spec, studies
+from compare.data import fashion_mnist, split
 from compare.errors import UserError
+from compare.report import ablation
+from compare.run import numpy_two_layer, plan, regression
+from compare.spec import catalog, parse, published, schema, studies
+from compare.spec.validate import validate
 
 DOCUMENTED = {
-    "logreg", "mlp", "mlp_512", "mlp_sigmoid", "mlp_128_64", "mlp_dropout",
-    "two_layer_net", "two_layer_net_custom_relu", "dynamic_net", "cnn", "cnn_adaptive",
-}  # fmt: skip
-QUICK = runner.Options(profile="quick")
+    "logreg",
+    "mlp",
+    "mlp_512",
+    "mlp_sigmoid",
+    "mlp_128_64",
+    "mlp_dropout",
+    "two_layer_net",
+    "two_layer_net_custom_relu",
+    "dynamic_net",
+    "cnn",
+    "cnn_adaptive",
+}
+QUICK = plan.Options(profile="quick")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +52,7 @@ def probes() -> dict[str, dict]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for framework in ("torch", "keras")
     }
     outputs = {}
@@ -54,14 +67,14 @@ def probes() -> dict[str, dict]:
 
 
 def test_catalog_holds_every_documented_model_and_the_default_study_runs_them():
-    assert set(studies.MODELS) >= DOCUMENTED
-    assert set(studies.STUDIES["default"]) == set(studies.MODELS)
-    for experiment in studies.MODELS.values():
-        spec.validate(experiment)
+    assert set(catalog.MODELS) >= DOCUMENTED
+    assert set(catalog.STUDIES["default"]) == set(catalog.MODELS)
+    for experiment in catalog.MODELS.values():
+        validate(experiment)
 
 
 def test_documented_recipes():
-    models = studies.MODELS
+    models = catalog.MODELS
     assert models["mlp_512"].model.output_activation == "relu"  # ReLU on the logits
     assert models["mlp_512"].data.mean == 0 and models["mlp_512"].data.std == 1
     assert models["logreg"].model.architecture == "logreg" and models["logreg"].train.epochs == 2
@@ -70,16 +83,16 @@ def test_documented_recipes():
     assert models["mlp_sigmoid"].model.activation == "sigmoid"
     assert models["mlp_128_64"].train.optimizer == "sgd"
     assert models["two_layer_net_custom_relu"].model.activation == "custom_relu"
-    tutorial = studies.RANDOM_DATA
+    tutorial = catalog.RANDOM_DATA
     assert (tutorial.num_samples, tutorial.input_size, tutorial.output_size) == (64, 1000, 10)
 
 
 def test_logreg_is_an_architecture_and_an_empty_mlp_stays_an_error():
-    mlp = studies.MODELS["mlp"]
+    mlp = catalog.MODELS["mlp"]
     with pytest.raises(UserError, match="hidden_sizes must not be empty"):
-        spec.validate(spec.apply_overrides(mlp, ["model.hidden_sizes=[]"]))
+        validate(parse.apply_overrides(mlp, ["model.hidden_sizes=[]"]))
     with pytest.raises(UserError, match="'logreg' has no hidden layers"):
-        spec.validate(spec.apply_overrides(mlp, ["model.architecture='logreg'"]))
+        validate(parse.apply_overrides(mlp, ["model.architecture='logreg'"]))
 
 
 @pytest.mark.parametrize(
@@ -93,7 +106,7 @@ def test_logreg_is_an_architecture_and_an_empty_mlp_stays_an_error():
 )
 def test_regression_specs_are_checked(override, message):
     with pytest.raises(UserError, match=message):
-        spec.validate(spec.apply_overrides(studies.MODELS["two_layer_net"], [override]))
+        validate(parse.apply_overrides(catalog.MODELS["two_layer_net"], [override]))
 
 
 def test_list_shows_every_model_for_both_frameworks():
@@ -109,8 +122,8 @@ def test_list_shows_every_model_for_both_frameworks():
 
 def test_seed002_sides_are_the_two_scripts_as_written():
     seed002 = studies.builtin_experiment("seed002")
-    torch_side = runner.effective_spec(seed002, "torch", runner.Options())
-    keras_side = runner.effective_spec(seed002, "keras", runner.Options())
+    torch_side = plan.effective_spec(seed002, "torch", plan.Options())
+    keras_side = plan.effective_spec(seed002, "keras", plan.Options())
     assert (torch_side.train.optimizer, torch_side.train.learning_rate) == ("adam", 0.003)
     assert torch_side.train.loss == "log_softmax_nll" and torch_side.data.validation_size == 0
     assert (torch_side.data.mean, torch_side.data.std) == (0.5, 0.5)
@@ -132,27 +145,27 @@ def test_seed002_sides_are_the_two_scripts_as_written():
         assert (side.train.epochs, side.train.batch_size) == (20, 64)
         assert side.framework_overrides == {}
     # The faithful study also carries the ladder that explains it, seed002 first.
-    ladder = tuple(rung.name for rung, _ in studies.ABLATION_RUNGS)
-    assert studies.STUDIES["faithful"][:2] == ("seed002", "mlp_512_tutorial")
-    assert set(studies.STUDIES["faithful"]) == {"mlp_512_tutorial", *ladder}
+    ladder = tuple(rung.name for rung, _ in catalog.ABLATION_RUNGS)
+    assert catalog.STUDIES["faithful"][:2] == ("seed002", "mlp_512_tutorial")
+    assert set(catalog.STUDIES["faithful"]) == {"mlp_512_tutorial", *ladder}
 
 
 def _side_fields(experiment, framework) -> dict:
-    side = runner.effective_spec(experiment, framework, runner.Options())
+    side = plan.effective_spec(experiment, framework, plan.Options())
     return {
         (section, key): value
-        for section in spec.SECTIONS
+        for section in schema.SECTIONS
         for key, value in dataclasses.asdict(getattr(side, section)).items()
     }
 
 
 def test_each_ladder_rung_removes_exactly_one_difference():
-    rungs = [rung for rung, _ in studies.ABLATION_RUNGS]
+    rungs = [rung for rung, _ in catalog.ABLATION_RUNGS]
     assert rungs[0] == studies.builtin_experiment("seed002")
-    assert rungs[-1] == studies.MODELS["mlp"]  # the last rung: both sides identical
-    assert len(rungs) == len(studies.SEED002_DIFFERENCES) + 1 >= 7
+    assert rungs[-1] == catalog.MODELS["mlp"]  # the last rung: both sides identical
+    assert len(rungs) == len(catalog.SEED002_DIFFERENCES) + 1 >= 7
     for before, after, (name, table) in zip(
-        rungs[:-1], rungs[1:], studies.SEED002_DIFFERENCES, strict=True
+        rungs[:-1], rungs[1:], catalog.SEED002_DIFFERENCES, strict=True
     ):
         for framework in ("torch", "keras"):
             old, new = _side_fields(before, framework), _side_fields(after, framework)
@@ -174,8 +187,8 @@ def test_framework_overrides_in_a_study_file(tmp_path):
         'optimizer = "rmsprop"\nlearning_rate = 0.001\n'
     )
     (experiment,) = studies.load_study_file(path).experiments
-    keras_side = runner.effective_spec(experiment, "keras", QUICK)
-    torch_side = runner.effective_spec(experiment, "torch", QUICK)
+    keras_side = plan.effective_spec(experiment, "keras", QUICK)
+    torch_side = plan.effective_spec(experiment, "torch", QUICK)
     assert keras_side.train.optimizer == "rmsprop" and torch_side.train.optimizer == "adam"
     assert keras_side.data.train_limit == torch_side.data.train_limit == 2_000  # profile too
     for text, message in [
@@ -194,7 +207,7 @@ def test_framework_overrides_in_a_study_file(tmp_path):
     )
     study = studies.load_study_file(path)
     with pytest.raises(UserError, match=r"mine.*learning_rate must be > 0"):
-        runner.plan(study, QUICK)
+        plan.plan(study, QUICK)
 
 
 def test_faithful_flag_conflicts_with_another_study():
@@ -206,18 +219,18 @@ def test_faithful_flag_conflicts_with_another_study():
 
 
 def test_validation_modes_and_their_manifest():
-    raw = data.load_raw()
-    keras_data = spec.DataSpec(validation_split="shuffled_head", validation_size=3_000)
-    train, validation, _ = data.split_indices(raw.train_labels, raw.test_labels, keras_data)
+    raw = fashion_mnist.load_raw()
+    keras_data = schema.DataSpec(validation_split="shuffled_head", validation_size=3_000)
+    train, validation, _ = split.split_indices(raw.train_labels, raw.test_labels, keras_data)
     first = np.random.default_rng(0).permutation(60_000)[:3_000]
     assert np.array_equal(validation, np.sort(first)) and len(train) == 57_000
-    train, validation, _ = data.split_indices(
-        raw.train_labels, raw.test_labels, spec.DataSpec(validation_size=0)
+    train, validation, _ = split.split_indices(
+        raw.train_labels, raw.test_labels, schema.DataSpec(validation_size=0)
     )
     assert len(train) == 60_000 and len(validation) == 0
     limits = {"train_limit": 100, "validation_limit": 100, "test_limit": 100}
     manifests = [
-        data.load_shared(spec.DataSpec(**limits, **mode)).manifest
+        split.load_shared(schema.DataSpec(**limits, **mode)).manifest
         for mode in ({}, {"validation_split": "shuffled_head", "validation_size": 3_000})
     ]
     assert [m["validation_split"] for m in manifests] == ["stratified", "shuffled_head"]
@@ -243,17 +256,17 @@ def test_numpy_backprop_matches_finite_differences():
 
 
 def test_depth_sequence_is_seeded_and_covers_zero_to_three():
-    dynamic = studies.MODELS["dynamic_net"]
+    dynamic = catalog.MODELS["dynamic_net"]
     depths = regression.depth_sequence(dynamic, 0)
     assert depths == regression.depth_sequence(dynamic, 0) != regression.depth_sequence(dynamic, 1)
     assert len(depths) == 500 and set(depths) == {0, 1, 2, 3}
-    assert set(regression.depth_sequence(studies.MODELS["two_layer_net"], 0)) == {0}
+    assert set(regression.depth_sequence(catalog.MODELS["two_layer_net"], 0)) == {0}
 
 
 def test_regression_losses_agree_with_numpy_and_across_frameworks(probes):
     torch_runs, keras_runs = probes["torch"]["regression"], probes["keras"]["regression"]
     for name in ("two_layer_net", "two_layer_net_custom_relu"):
-        reference = regression.numpy_reference(studies.MODELS[name], 0)
+        reference = regression.numpy_reference(catalog.MODELS[name], 0)
         for runs in (torch_runs, keras_runs):
             check = regression.compare_losses(runs[name]["losses"], reference)
             assert check["agrees"], (name, check)
@@ -283,7 +296,7 @@ def test_custom_gradient_relu_agrees_with_the_plain_one(probes):
 
 
 def test_dynamic_net_follows_the_same_depths_on_both_sides(probes):
-    expected = regression.depth_sequence(studies.MODELS["dynamic_net"], 0)
+    expected = regression.depth_sequence(catalog.MODELS["dynamic_net"], 0)
     assert probes["torch"]["regression"]["dynamic_net"]["depths"] == expected
     assert probes["keras"]["regression"]["dynamic_net"]["depths"] == expected
     counts = {fw: p["regression"]["dynamic_net"]["parameter_count"] for fw, p in probes.items()}
@@ -327,10 +340,16 @@ def test_native_pytorch_pipeline_converts_like_the_shared_preprocessing(probes):
 
 def _run(experiment, framework, seed, accuracy, seconds, epochs=None):
     return {
-        "experiment": experiment, "framework": framework, "seed": seed, "status": "ok",
-        "test_accuracy": accuracy, "test_loss": 1.0, "parameter_count": 1,
-        "timing": {"steady_epoch_seconds": seconds}, "epochs": epochs or [],
-    }  # fmt: skip
+        "experiment": experiment,
+        "framework": framework,
+        "seed": seed,
+        "status": "ok",
+        "test_accuracy": accuracy,
+        "test_loss": 1.0,
+        "parameter_count": 1,
+        "timing": {"steady_epoch_seconds": seconds},
+        "epochs": epochs or [],
+    }
 
 
 def test_published_vs_measured_and_the_ladder():
@@ -338,7 +357,7 @@ def test_published_vs_measured_and_the_ladder():
         _run("seed002", "keras", seed, 0.70, 2.5) for seed in range(3)
     ]
     runs += [_run("mlp", fw, seed, 0.88, 2.0) for fw in ("torch", "keras") for seed in range(3)]
-    table = faithful.published_vs_measured({"seed002": studies.PUBLISHED["seed002"]}, runs)
+    table = ablation.published_vs_measured({"seed002": published.PUBLISHED["seed002"]}, runs)
     torch_row = table[(table["framework"] == "torch") & (table["metric"] == "test_accuracy")]
     assert torch_row["text"].item() == "86-87 %"
     assert torch_row["measured_mean"].item() == pytest.approx(0.88)
@@ -346,7 +365,7 @@ def test_published_vs_measured_and_the_ladder():
     speed = table[table["metric"].str.startswith("speed")]
     assert speed["measured_mean"].item() == pytest.approx(2.0)  # keras twice as fast
 
-    ladder = faithful.ladder([("seed002", None), ("missing", "x"), ("mlp", "all")], runs)
+    ladder = ablation.ladder([("seed002", None), ("missing", "x"), ("mlp", "all")], runs)
     assert list(ladder["experiment"]) == ["seed002", "mlp"]  # rungs without runs left out
     assert ladder["accuracy_gap"].iloc[0] == pytest.approx(0.18)
     assert ladder["accuracy_gap_closed_share"].iloc[1] == pytest.approx(1.0)
@@ -368,9 +387,17 @@ def test_a_study_file_with_a_new_mlp_runs_in_both_frameworks(tmp_path):
     )
     out = tmp_path / "out"
     result = run_cli(
-        "run", "--study", str(study), "--profile", "quick", "--set", "train.epochs=1",
-        "--out", str(out), "--no-progress",
-    )  # fmt: skip
+        "run",
+        "--study",
+        str(study),
+        "--profile",
+        "quick",
+        "--set",
+        "train.epochs=1",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr
     runs = {
         (p.parent.name, p.stem): json.loads(p.read_text()) for p in (out / "runs").glob("*/*.json")
@@ -408,11 +435,11 @@ def test_a_study_file_with_a_new_mlp_runs_in_both_frameworks(tmp_path):
     # read the same file). seed002 differs between frameworks on purpose: not checked.
     checked = run_cli(
         "parity", "--study", str(study), "--keras-backends", "tensorflow,jax", "--json"
-    )  # fmt: skip
+    )
     assert checked.returncode == 0, checked.stderr
     parity_report = json.loads(checked.stdout)
     assert parity_report["passed"]
-    assert set(parity_report["models"]) == {"my_mlp", "my_mlp [keras:jax]"}
+    assert set(parity_report["models"]) == {"my_mlp/keras", "my_mlp/keras_jax"}
     only_scripts = tmp_path / "scripts.toml"
     only_scripts.write_text('[[experiment]]\nname = "seed002"\nbase = "seed002"\n')
     refused = run_cli("parity", "--study", str(only_scripts))
@@ -424,4 +451,4 @@ def test_classifier_builders_refuse_the_regression_nets(module):
     # A parity suite calling build_model on a regression net must not get an MLP.
     impl = pytest.importorskip(module)
     with pytest.raises(ValueError, match="regression module"):
-        impl.build_model(studies.MODELS["dynamic_net"].model)
+        impl.build_model(catalog.MODELS["dynamic_net"].model)

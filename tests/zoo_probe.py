@@ -13,12 +13,14 @@ import dataclasses
 import importlib
 import json
 import sys
+import types
 
 import numpy as np
 
-from compare import data as data_mod
-from compare import regression, studies, timing
-from compare.spec import REGRESSORS
+from compare.data import fashion_mnist, split
+from compare.run import contract, loop, timing
+from compare.spec import catalog, studies
+from compare.spec.schema import REGRESSORS
 
 IMPLEMENTATIONS = {"torch": "pytorch_impl", "keras": "keras_impl"}
 # Logits far apart, where a clipped-probability cross-entropy would differ (16.1 vs 100).
@@ -29,12 +31,20 @@ LOSS_LABELS = np.array([1, 0, 2], np.int64)
 def regression_runs() -> dict:
     """Per-step losses and depths of every catalog regression net, seed 0."""
     out = {}
-    for name, experiment in studies.MODELS.items():
+    for name, experiment in catalog.MODELS.items():
         if experiment.model.architecture not in REGRESSORS:
             continue
-        module = importlib.import_module(f"{IMPLEMENTATIONS[FRAMEWORK]}.regression")
-        result = {"epochs": []}
-        regression.train_and_record(module, experiment, 0, timing.PhaseTimer(), result)
+        result = {"epochs": [], "device": "cpu"}
+        request = types.SimpleNamespace(seed=0, framework=FRAMEWORK)
+        # The worker's own loop, as a run trains the net.
+        loop.train_regression(
+            contract.load(FRAMEWORK),
+            experiment,
+            request,
+            timing.PhaseTimer(),
+            result,
+            lambda kind, payload: None,
+        )
         out[name] = {
             "losses": [e["train_loss"] for e in result["epochs"]],
             "depths": result["regression"]["depths"],
@@ -47,7 +57,7 @@ def regression_runs() -> dict:
 def classifier_logits(impl, inputs: np.ndarray) -> dict:
     """Logits of every catalog classifier after loading the same seeded weights."""
     out = {}
-    for name, experiment in studies.MODELS.items():
+    for name, experiment in catalog.MODELS.items():
         if experiment.model.architecture in REGRESSORS:
             continue
         variants = {name: experiment.model}
@@ -101,13 +111,13 @@ def native_inputs() -> dict:
     from pytorch_impl.train import NativeImages
 
     experiment = studies.builtin_experiment("seed002")
-    images = data_mod.load_raw().train_images[:64]
+    images = fashion_mnist.load_raw().train_images[:64]
     labels = np.zeros(64, np.int64)
     dataset = NativeImages(images, labels, experiment.data)
     converted = np.stack([dataset[i][0].numpy() for i in range(len(dataset))])
     return {
         "native_equals_shared": bool(
-            np.array_equal(converted, data_mod.preprocess(images, experiment.data))
+            np.array_equal(converted, split.preprocess(images, experiment.data))
         )
     }
 

@@ -1,0 +1,258 @@
+"""The parity levels that need no training: structure, weights, forward, gradients, data.
+
+Each check builds what it needs through the implementation contract alone and compares
+the two sides in the canonical NumPy layout, the Keras model holding the torch model's
+weights. `compare.parity.training` has the levels that train; `compare.parity.suite`
+runs every level per model. Tolerances come from `compare.spec.schema.ParitySpec`.
+
+Stage: parity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import tempfile
+
+import numpy as np
+from scipy.special import softmax
+
+# isort: split
+# The first torch optimizer imports torch._dynamo, which loads triton; triton loaded
+# after TensorFlow crashes the process (segmentation fault, torch 2.14 + TF 2.21), so
+# it is loaded here, before keras_impl brings TensorFlow in.
+import torch._dynamo  # noqa: F401
+
+# isort: split
+from compare.data import fashion_mnist, split
+from compare.network import no_network
+from compare.run import contract
+from compare.spec.schema import ExperimentSpec, ParitySpec
+
+# Both sides of the proof, through the contract alone.
+T = contract.load("torch")
+K = contract.load("keras")
+
+
+@dataclasses.dataclass
+class Check:
+    """One level's verdict: max differences are max|torch - keras| and that over max|torch|."""
+
+    name: str
+    passed: bool
+    max_abs_diff: float
+    max_rel_diff: float
+    tolerance: dict
+    detail: dict = dataclasses.field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """The verdict without the detail: what a report table shows."""
+        return {key: value for key, value in dataclasses.asdict(self).items() if key != "detail"}
+
+
+def differences(reference: list[np.ndarray], other: list[np.ndarray]) -> tuple[float, float]:
+    """(max abs difference, max abs difference / max |reference|) over lists of arrays."""
+    abs_diff, rel_diff = 0.0, 0.0
+    for a, b in zip(reference, other, strict=True):
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.size == 0:
+            continue
+        delta = float(np.max(np.abs(a - b)))
+        scale = float(np.max(np.abs(a)))
+        abs_diff = max(abs_diff, delta)
+        rel_diff = max(rel_diff, delta / scale if scale > 0 else (0.0 if delta == 0 else np.inf))
+    return abs_diff, rel_diff
+
+
+def transplant(torch_model, keras_model) -> None:
+    """Copy the torch model's weights into the Keras model, through the canonical layout."""
+    K.set_weights(keras_model, T.get_weights(torch_model))
+
+
+def build_pair(experiment: ExperimentSpec):
+    """(torch model, Keras model) of one experiment, with the same (torch-initialised) weights."""
+    torch_model = T.build_model(experiment.model)
+    keras_model = K.build_model(experiment.model)
+    transplant(torch_model, keras_model)
+    return torch_model, keras_model
+
+
+def check_structure(torch_model, keras_model, x: np.ndarray) -> Check:
+    """Same parameter count, same canonical weight shapes, same output shape."""
+    counts = (T.count_parameters(torch_model), K.count_parameters(keras_model))
+    shapes = (
+        [w.shape for w in T.get_weights(torch_model)],
+        [w.shape for w in K.get_weights(keras_model)],
+    )
+    outputs = (T.predict(torch_model, x[:2], 2).shape, K.predict(keras_model, x[:2], 2).shape)
+    passed = counts[0] == counts[1] and shapes[0] == shapes[1] and outputs[0] == outputs[1]
+    return Check(
+        "structure",
+        passed,
+        float(abs(counts[0] - counts[1])),
+        float(abs(counts[0] - counts[1]) / max(counts[0], 1)),
+        {"parameter_count": "equal", "shapes": "equal"},
+        {
+            "parameter_count": {"torch": counts[0], "keras": counts[1]},
+            "output_shape": {"torch": list(outputs[0]), "keras": list(outputs[1])},
+            "canonical_shapes": [list(s) for s in shapes[0]],
+        },
+    )
+
+
+def check_weights(experiment: ExperimentSpec) -> Check:
+    """Round trips torch -> canonical -> Keras -> canonical -> torch, and from Keras back."""
+    torch_model, keras_model = T.build_model(experiment.model), K.build_model(experiment.model)
+    start = T.get_weights(torch_model)
+    K.set_weights(keras_model, start)
+    via_keras = K.get_weights(keras_model)
+    torch_again = T.build_model(experiment.model)
+    T.set_weights(torch_again, via_keras)
+    torch_trip = T.get_weights(torch_again)
+
+    keras_start = K.get_weights(K.build_model(experiment.model))
+    T.set_weights(torch_again, keras_start)
+    keras_again = K.build_model(experiment.model)
+    K.set_weights(keras_again, T.get_weights(torch_again))
+    keras_trip = K.get_weights(keras_again)
+
+    exact = all(
+        a.dtype == b.dtype and np.array_equal(a, b)
+        for a, b in [
+            *zip(start, via_keras, strict=True),
+            *zip(start, torch_trip, strict=True),
+            *zip(keras_start, keras_trip, strict=True),
+        ]
+    )
+    abs_diff, rel_diff = differences(start + keras_start, torch_trip + keras_trip)
+    return Check("weights", exact, abs_diff, rel_diff, {"exact": True}, {"arrays": len(start)})
+
+
+def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -> Check:
+    """Same logits and probabilities in inference mode (the Keras model holds torch's weights)."""
+    logits = T.predict(torch_model, x, len(x)), K.predict(keras_model, x, len(x))
+    probabilities = softmax(logits[0].astype(np.float64), axis=1), softmax(logits[1], axis=1)
+    close = all(
+        np.allclose(other, reference, rtol=parity.forward_rtol, atol=parity.forward_atol)
+        for reference, other in (logits, probabilities)
+    )
+    abs_diff, rel_diff = differences([logits[0], probabilities[0]], [logits[1], probabilities[1]])
+    return Check(
+        "forward",
+        close,
+        abs_diff,
+        rel_diff,
+        {"rtol": parity.forward_rtol, "atol": parity.forward_atol},
+        {
+            "examples": len(x),
+            "logits_max_abs_diff": differences([logits[0]], [logits[1]])[0],
+            "probabilities_max_abs_diff": differences([probabilities[0]], [probabilities[1]])[0],
+        },
+    )
+
+
+def check_gradients(torch_model, keras_model, x, y, parity: ParitySpec) -> Check:
+    """Same training-mode loss, and per tensor |delta| <= rtol * max|g| + atol."""
+    torch_loss, torch_grads = T.loss_and_gradients(torch_model, x, y)
+    keras_loss, keras_grads = K.loss_and_gradients(keras_model, x, y)
+    loss_diff = abs(torch_loss - keras_loss)
+    passed = loss_diff <= parity.loss_atol
+    tensors = []
+    for index, (reference, other) in enumerate(zip(torch_grads, keras_grads, strict=True)):
+        scale = float(np.max(np.abs(reference)))
+        delta = float(np.max(np.abs(reference.astype(np.float64) - other)))
+        # A parameter whose true gradient is zero has nothing to compare but rounding.
+        skipped = scale == 0.0
+        ok = skipped or delta <= parity.gradient_rtol * scale + parity.gradient_atol
+        passed = passed and ok and reference.shape == other.shape
+        tensors.append(
+            {"index": index, "max_abs": scale, "max_abs_diff": delta, "ok": ok, "skipped": skipped}
+        )
+    abs_diff, rel_diff = differences(torch_grads, keras_grads)
+    return Check(
+        "gradients",
+        passed,
+        max(abs_diff, loss_diff),
+        rel_diff,
+        {
+            "loss_atol": parity.loss_atol,
+            "per_tensor": f"|delta| <= {parity.gradient_rtol} * max|g| + {parity.gradient_atol}",
+        },
+        {
+            "examples": len(x),
+            "loss": {"torch": torch_loss, "keras": keras_loss},
+            "loss_abs_diff": loss_diff,
+            "tensors": tensors,
+        },
+    )
+
+
+def check_loaders(data_dir: str | None = None) -> dict:
+    """torchvision's and keras.datasets' Fashion-MNIST against `compare.data`, bitwise.
+
+    Both read copies of the same local files in a temporary directory, with the network
+    disabled. Returns, per framework, whether every array matched and how many differ.
+    """
+    raw = fashion_mnist.load_raw(data_dir)
+    expected = ((raw.train_images, raw.train_labels), (raw.test_images, raw.test_labels))
+    source = fashion_mnist.locate(data_dir)
+    outcome = {}
+    for impl in (T, K):
+        with tempfile.TemporaryDirectory() as scratch, no_network():
+            loaded = impl.load_fashion_mnist(source, pathlib.Path(scratch), fashion_mnist.FILES)
+        # (ours, theirs) for train images, train labels, test images, test labels.
+        pairs = [
+            pair
+            for ours, theirs in zip(expected, loaded, strict=True)
+            for pair in zip(ours, theirs, strict=True)
+        ]
+        outcome[impl.FRAMEWORK] = {
+            "identical": all(a.shape == b.shape and np.array_equal(a, b) for a, b in pairs),
+            "differing_values": int(
+                sum(np.count_nonzero(a != b) if a.shape == b.shape else a.size for a, b in pairs)
+            ),
+        }
+    return outcome
+
+
+def check_data(experiment: ExperimentSpec, shared: split.SharedData, loaders: dict) -> Check:
+    """Each framework's training input path yields an epoch of the shared split bitwise,
+    in the runner's order (its first epoch of seed 0); the dataset loaders agree."""
+    fed = {}
+    order = split.epoch_order(0, 0, len(shared.y_train))
+    expected_x, expected_y = shared.x_train[order], shared.y_train[order]
+    for impl in (T, K):
+        batches = list(
+            impl.training_batches(
+                shared.x_train, shared.y_train, experiment.train.batch_size, order
+            )
+        )
+        x = np.concatenate([np.asarray(bx) for bx, _ in batches])
+        y = np.concatenate([np.asarray(by) for _, by in batches])
+        fed[impl.FRAMEWORK] = {
+            "identical": bool(
+                x.dtype == expected_x.dtype
+                and y.dtype == expected_y.dtype
+                and np.array_equal(x, expected_x)
+                and np.array_equal(y, expected_y)
+            ),
+            "max_abs_diff": differences([expected_x], [x])[0]
+            if x.shape == expected_x.shape
+            else np.inf,
+        }
+    passed = all(f["identical"] for f in fed.values()) and all(
+        loader["identical"] for loader in loaders.values()
+    )
+    abs_diff = max(f["max_abs_diff"] for f in fed.values())
+    return Check(
+        "data",
+        passed,
+        abs_diff,
+        abs_diff / float(np.max(np.abs(shared.x_train))),
+        {"exact": True},
+        {
+            "split_manifest_hash": shared.manifest_hash,
+            "training_inputs": fed,
+            "dataset_loaders": loaders,
+        },
+    )

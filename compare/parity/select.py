@@ -1,0 +1,65 @@
+"""Which experiments `parity` checks, decided before either framework is imported.
+
+Stage: parity. The regression nets are compared step by step against NumPy and each
+other in every run (the report shows it), not by these levels. An experiment with
+framework_overrides differs between the frameworks on purpose (the seed-002 scripts and
+their ladder): there is no "same model" to prove.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+from compare.errors import UserError
+from compare.spec import catalog, studies
+from compare.spec.identity import KERAS_BACKENDS
+from compare.spec.schema import CLASSIFIERS, ExperimentSpec, StudySpec
+
+
+def check_backends(keras_backends: list[str]) -> None:
+    unknown = [b for b in keras_backends if b not in KERAS_BACKENDS]
+    if unknown or not keras_backends:
+        raise UserError(
+            f"unknown Keras backend {(unknown or [''])[0]!r} in --keras-backends: "
+            f"choose from {', '.join(KERAS_BACKENDS)}"
+        )
+
+
+def experiments(study: str | None, models: list[str] | None) -> list[ExperimentSpec]:
+    """The classifiers to check: a study's (built-in name or file) or the catalog's,
+    narrowed to `models`."""
+    source = studies.resolve_study(study).experiments if study else catalog.MODELS.values()
+    classifiers = tuple(
+        e for e in source if e.model.architecture in CLASSIFIERS and not e.framework_overrides
+    )
+    if not classifiers:
+        raise UserError(
+            f"study {study} has no classifier the same on both sides to check: parity "
+            "covers Fashion-MNIST classifiers without framework_overrides"
+        )
+    for name in models or []:
+        if name in catalog.MODELS and catalog.MODELS[name].model.architecture not in CLASSIFIERS:
+            raise UserError(
+                f"{name} is a regression net: its frameworks are compared step by step "
+                "against NumPy in every run (see the report), not by `parity`"
+            )
+    chosen = StudySpec(name="parity", experiments=classifiers)
+    return list(studies.select_models(chosen, models).experiments)
+
+
+def absolute_study(study: str | None) -> str | None:
+    """A study file's path made absolute (the per-backend processes run from the
+    repository root)."""
+    if study is None or study in catalog.STUDIES:
+        return study
+    return str(pathlib.Path(study).resolve())
+
+
+def choose_keras_backend(keras_backends: list[str]) -> None:
+    """Keras fixes its backend at import: this process takes the first one asked for,
+    `suite.run_backends` starts one process per other backend."""
+    import sys
+
+    if "keras" not in sys.modules:
+        os.environ["KERAS_BACKEND"] = keras_backends[0]

@@ -1,0 +1,342 @@
+"""The parity proof: both implementations compute the same function and take the same steps.
+
+Stage: parity. Per experiment, seven levels (`compare.parity.levels`, `compare.parity.training`):
+
+- structure: same parameter count, canonical shapes and output shape;
+- weights: torch -> canonical -> Keras -> canonical -> torch is exact (and back);
+- forward: with transplanted weights, same logits and probabilities, inference mode;
+- gradients: same loss and per-tensor gradients for one batch;
+- optimizer: the study's optimizer fed identical gradients gives the same parameters;
+- lockstep: same initial weights and batches, same losses and parameters after N steps
+  in float32, as the study trains (the float64 replay beside it isolates the rules);
+- data: both frameworks train on the shared arrays, and their own dataset loaders read
+  the same pixels and labels as `compare.data`.
+
+Both frameworks run in one process; `configure` sizes their thread pools before either
+runtime starts. Keras's backend (tensorflow, jax, torch) is fixed when Keras is first
+imported, so `run` checks the backend this process has, and `run_backends` runs one
+process per other backend (`python -m compare parity --keras-backends B`) and merges
+their reports. The JSON report `python -m compare parity` prints: `models` maps each
+entry (`mlp/keras` for Keras on TensorFlow, `mlp/keras_jax` for another backend) to
+`keras_backend`, `passed`, `notes`, `checks` (per level: `name`, `passed`,
+`max_abs_diff`, `max_rel_diff`, `tolerance`) and `details` (per level, what was
+measured); `defaults` holds the defaults-that-differ rows, with Keras's value on each
+backend; `keras_backends` has each backend's library versions and verdict.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+from compare import files
+from compare.data import split
+from compare.parity import defaults
+from compare.parity.levels import (
+    K,
+    T,
+    build_pair,
+    check_data,
+    check_forward,
+    check_gradients,
+    check_loaders,
+    check_structure,
+    check_weights,
+)
+from compare.parity.training import check_lockstep, check_optimizer
+from compare.run import environment
+from compare.spec import studies
+from compare.spec.identity import KERAS_BACKENDS, implementation_name
+from compare.spec.schema import ExperimentSpec, ParitySpec
+
+SCHEMA = "keras-vs-pytorch/parity/v1"
+LEVELS = ("structure", "weights", "forward", "gradients", "optimizer", "lockstep", "data")
+# The float64 replay separates update rules from float32 rounding only where Keras
+# computes in float64; a larger gap there is reported as a note with its reason.
+
+
+def entry_name(experiment: str, keras_backend: str) -> str:
+    """`EXPERIMENT/IMPLEMENTATION` of the Keras side checked against native PyTorch, in the
+    implementation's one spelling: `mlp/keras` (TensorFlow), `mlp/keras_jax`."""
+    return f"{experiment}/{implementation_name('keras', keras_backend)}"
+
+
+def configure(threads: int, seed: int) -> dict:
+    """Pin both frameworks' threads and seed them; return the thread counts in effect.
+
+    Thread pools can only be sized before a runtime starts; when a runtime already
+    runs in this process (a test session), the counts it has are kept and reported.
+    torch is seeded either way, and it alone draws the weights both sides start from.
+    """
+    in_effect = {}
+    for impl in (K, T):
+        try:
+            in_effect[impl.FRAMEWORK] = impl.configure(threads, seed, "cpu")["threads"]
+        except RuntimeError as error:
+            in_effect[impl.FRAMEWORK] = f"already started, not changed ({error})"
+    return in_effect
+
+
+# --- per model and for a list of models ---------------------------------------------
+
+
+def for_lockstep(experiment: ExperimentSpec) -> tuple[ExperimentSpec, list[str]]:
+    """The experiment as the gradient/optimizer/lockstep levels check it, and why it differs.
+
+    Two differences cannot be aligned by weights or data, so these levels remove them
+    and say so: stock Adam (the Keras side switches to torch's update) and dropout
+    (each framework draws its masks from its own random stream).
+    """
+    notes = []
+    train, model = experiment.train, experiment.model
+    if train.optimizer == "adam" and train.adam_formula != "torch":
+        train = dataclasses.replace(train, adam_formula="torch")
+        notes.append(
+            "gradients, optimizer and lockstep use adam_formula='torch' (Keras re-implements "
+            "torch's Adam); stock Adam cannot agree, see native_adam"
+        )
+    if model.dropout_rate > 0:
+        model = dataclasses.replace(model, dropout_rate=0.0)
+        notes.append("gradients and lockstep run with dropout off: masks never match")
+    return dataclasses.replace(experiment, train=train, model=model), notes
+
+
+def backend_notes(lockstep_detail: dict, parity: ParitySpec) -> list[str]:
+    """What this Keras backend cannot match, measured: said, never passed over silently."""
+    backend = K.backend()
+    notes = []
+    replay = max(lockstep_detail["float64"]["params_max_abs_diff_after_step"].values())
+    if backend != "tensorflow" and replay > parity.float64_replay_floor:
+        notes.append(
+            f"keras:{backend}: the float64 replay differs by {replay:.2e}, not ~1e-13: Keras "
+            "narrows float64 results to float32 on this backend (its result_type maps 64-bit "
+            "types to 32 bits except on TensorFlow), so here it cannot separate the update "
+            "rules from float32 rounding"
+        )
+    if backend != "tensorflow" and lockstep_detail["adam_formula"] == "torch":
+        notes.append(
+            f"keras:{backend}: AdamTorchFormula takes torch's float64 bias corrections as "
+            "-expm1(t log beta) in float32 (no float64 in keras.ops here): not bitwise"
+        )
+    return notes
+
+
+def check_model(
+    experiment: ExperimentSpec,
+    parity: ParitySpec,
+    loaders: dict,
+    threads: int = 1,
+    data_dir: str | None = None,
+) -> dict:
+    """Every level for one experiment; the result is plain JSON."""
+    # Reseeded per model: its initial weights must not depend on the models checked before.
+    configure(threads, parity.seed)
+    # The levels need one batch and `steps` batches: the quick profile's subsets suffice.
+    experiment = studies.apply_profile(experiment, "quick")
+    shared = split.load_shared(experiment.data, data_dir)
+    x, y = shared.x_test[: parity.batch_size], shared.y_test[: parity.batch_size]
+    aligned, notes = for_lockstep(experiment)
+
+    torch_model, keras_model = build_pair(experiment)
+    weights = T.get_weights(torch_model)
+    checks = [
+        check_structure(torch_model, keras_model, x),
+        check_weights(experiment),
+        check_forward(torch_model, keras_model, x, parity),
+        check_gradients(*build_pair(aligned), x, y, parity),
+        check_optimizer(aligned, weights, parity),
+        check_lockstep(aligned, shared, weights, parity),
+        check_data(experiment, shared, loaders),
+    ]
+    backend = K.backend()
+    notes += backend_notes(checks[LEVELS.index("lockstep")].detail, parity)
+    result = {
+        "experiment": entry_name(experiment.name, backend),
+        "keras_backend": backend,
+        "passed": all(c.passed for c in checks),
+        "optimizer": experiment.train.optimizer,
+        "notes": notes,
+        "checks": [c.summary() for c in checks],
+        "details": {c.name: c.detail for c in checks},
+    }
+    if experiment.train.optimizer == "adam":
+        # Informational: how far the study's stock Adam pair drifts apart.
+        native = dataclasses.replace(aligned.train, adam_formula="native")
+        stock = check_optimizer(dataclasses.replace(aligned, train=native), weights, parity)
+        result["native_adam"] = {
+            "max_abs_diff": stock.max_abs_diff,
+            "max_abs_diff_after_step": stock.detail["max_abs_diff_after_step"],
+        }
+    return result
+
+
+def run(
+    experiments: list[ExperimentSpec],
+    threads: int,
+    parity: ParitySpec | None = None,
+    data_dir: str | None = None,
+) -> dict:
+    """The parity report for the experiments, Keras on this process's backend: per model
+    and level, and the defaults table."""
+    parity = parity or ParitySpec()
+    threads_in_effect = configure(threads, parity.seed)
+    loaders = check_loaders(data_dir)
+    models = [check_model(e, parity, loaders, threads, data_dir) for e in experiments]
+    backend = K.backend()
+    passed = all(m["passed"] for m in models)
+    # Strict JSON: an infinite difference (mismatched shapes) becomes null.
+    return files.finite_or_none(
+        {
+            "schema": SCHEMA,
+            "passed": passed,
+            "levels": list(LEVELS),
+            "models": {m["experiment"]: m for m in models},
+            "defaults": defaults.table(experiments, K.framework_defaults(), T.framework_defaults()),
+            "keras_defaults": {backend: K.framework_defaults()},
+            "keras_backends": {backend: {"versions": _versions(backend), "passed": passed}},
+            "parity_spec": dataclasses.asdict(parity),
+            "threads": {backend: threads_in_effect},
+        }
+    )
+
+
+def _versions(backend: str) -> dict:
+    """Keras's and its backend library's installed versions."""
+    packages = environment.package_versions()
+    library = packages.get(backend) or packages.get(f"{backend}-cpu")
+    return {"keras": packages.get("keras"), backend: library}
+
+
+def _run_in_subprocess(
+    backend: str,
+    experiments: list[ExperimentSpec],
+    threads: int,
+    data_dir: str | None,
+    study: str | None = None,
+) -> dict:
+    """The report of `python -m compare parity` with Keras on `backend`, in a new process.
+
+    `study` (a built-in name or a study file's absolute path) is where experiments not
+    in the catalog come from."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [
+            *(sys.executable, "-m", "compare", "parity", "--keras-backends", backend),
+            *("--models", ",".join(e.name for e in experiments)),
+            *(("--study", study) if study else ()),
+            *("--threads", str(threads), "--out", out),
+            *(("--data-dir", data_dir) if data_dir else ()),
+        ]
+        done = subprocess.run(
+            command,
+            env={**os.environ, "KERAS_BACKEND": backend},
+            cwd=environment.ROOT,
+            capture_output=True,
+            text=True,
+        )
+        report_path = pathlib.Path(out) / "parity.json"
+        # Exit code 1 is a report with a failed check; anything else is a crash.
+        if done.returncode not in (0, 1) or not report_path.exists():
+            lines = done.stderr.strip().splitlines() or [f"exit code {done.returncode}"]
+            tail = "\n".join(lines[-20:])
+            raise RuntimeError(f"parity with Keras on {backend} crashed:\n{tail}")
+        return json.loads(report_path.read_text())
+
+
+def _entry_order(model: dict) -> tuple[str, int]:
+    experiment = model["experiment"].rpartition("/")[0]
+    return experiment, KERAS_BACKENDS.index(model["keras_backend"])
+
+
+def merge(reports: dict[str, dict]) -> dict:
+    """One report from one per Keras backend: models side by side, defaults per backend."""
+    first = reports.get("tensorflow") or next(iter(reports.values()))
+    models = {name: m for r in reports.values() for name, m in r["models"].items()}
+    keras_defaults = {b: r["keras_defaults"][b] for b, r in reports.items()}
+    defaults_rows = [
+        {**row, "keras_by_backend": {b: keras[row["what"]] for b, keras in keras_defaults.items()}}
+        for row in first["defaults"]
+    ]
+    return {
+        **first,
+        "passed": all(r["passed"] for r in reports.values()),
+        # Per model, each backend's entry next to the others, in KERAS_BACKENDS order.
+        "models": dict(sorted(models.items(), key=lambda item: _entry_order(item[1]))),
+        "defaults": defaults_rows,
+        "keras_defaults": keras_defaults,
+        "keras_backends": {b: r["keras_backends"][b] for b, r in reports.items()},
+        "threads": {b: r["threads"][b] for b, r in reports.items()},
+    }
+
+
+def run_backends(
+    experiments: list[ExperimentSpec],
+    threads: int,
+    keras_backends: list[str],
+    parity: ParitySpec | None = None,
+    data_dir: str | None = None,
+    study: str | None = None,
+) -> dict:
+    """The parity report for Keras on each backend: this process's one in-process, every
+    other in its own process (Keras's backend is fixed at import)."""
+    here = K.backend()
+    reports = {}
+    for backend in keras_backends:
+        if backend == here:
+            reports[backend] = run(experiments, threads, parity, data_dir)
+        else:
+            reports[backend] = _run_in_subprocess(backend, experiments, threads, data_dir, study)
+    return merge(reports)
+
+
+def _scientific(value) -> str:
+    return "n/a" if value is None else f"{value:.2e}"
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table: one line per model and level, then the verdict."""
+    lines = [f"{'model':24s} {'level':10s} {'ok':4s} {'max abs':>10s} {'max rel':>10s}  tolerance"]
+    for model in report["models"].values():
+        for check in model["checks"]:
+            tolerance = ", ".join(f"{k} {v}" for k, v in check["tolerance"].items())
+            differences = " ".join(
+                f"{_scientific(check[key]):>10s}" for key in ("max_abs_diff", "max_rel_diff")
+            )
+            lines.append(
+                f"{model['experiment']:24s} {check['name']:10s} "
+                f"{'yes' if check['passed'] else 'NO':4s} {differences}  {tolerance}"
+            )
+        for note in model["notes"]:
+            lines.append(f"{'':24s} note: {note}")
+        if "native_adam" in model:
+            steps = report["parity_spec"]["steps"]
+            lines.append(
+                f"{'':24s} stock Adam on both sides: max |delta param| "
+                f"{model['native_adam']['max_abs_diff']:.2e} after {steps} steps"
+            )
+    failed = [name for name, model in report["models"].items() if not model["passed"]]
+    lines.append(
+        "parity: " + (f"FAILED for {', '.join(failed)}" if failed else "all checks passed")
+    )
+    return "\n".join(lines)
+
+
+def main(
+    experiments: list[ExperimentSpec],
+    threads: int,
+    keras_backends: list[str],
+    data_dir: str | None = None,
+    study: str | None = None,
+    out: pathlib.Path | None = None,
+    as_json: bool = False,
+) -> int:
+    """`python -m compare parity`: check, write OUT/parity.json, print; 0 when it passed."""
+    report = run_backends(experiments, threads, keras_backends, data_dir=data_dir, study=study)
+    if out:
+        files.write_json_atomic(out / "parity.json", report)
+    print(json.dumps(report, indent=1) if as_json else format_table(report))
+    return 0 if report["passed"] else 1

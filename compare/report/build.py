@@ -1,0 +1,273 @@
+"""The report: OUT/index.html (self-contained), OUT/results.csv and OUT/results.json.
+
+Stage: report. Everything shown is read from files the study wrote (run results,
+`study.json`, and, when present, `parity.json` and the bench's `bench.json`); nothing is
+typed in. The equivalence analysis is computed here, from the result files, and also
+written to OUT/equivalence.json. Sections
+whose inputs are absent are left out. HTML comes from a jinja2 template with
+autoescaping on, so text from study files and results is always shown as text.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import pathlib
+
+import jinja2
+import numpy as np
+import pandas as pd
+
+from compare import files
+from compare.errors import UserError
+from compare.report import ablation, figures, tables
+from compare.report import equivalence as _equivalence
+from compare.report import regression as report_regression
+from compare.run import results
+from compare.spec import catalog
+from compare.spec.identity import Implementation, implementation_name
+from compare.spec.schema import ParitySpec, StudySpec
+
+TEMPLATES = pathlib.Path(__file__).parent / "templates"
+RESULTS_JSON_SCHEMA = "keras-vs-pytorch/results/v1"
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def _optional_json(path: pathlib.Path):
+    return files.read_json(path) if path.exists() else None
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """DataFrame rows with NaN turned into None (so templates and JSON can test it)."""
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def model_section(name: str, runs: list[dict], epochs: pd.DataFrame, parity) -> dict:
+    ok = [r for r in runs if r.get("status") == "ok"]
+    by_impl: dict[str, list[dict]] = {}
+    for run in ok:
+        by_impl.setdefault(tables.implementation(run), []).append(run)
+    mine = epochs[(epochs["experiment"] == name) & (epochs["status"] == "ok")]
+    section = {
+        "name": name,
+        "spec": runs[0]["spec"],
+        "curves": None,
+        "epoch_times": None,
+        "confusion": None,
+        "per_class": None,
+        "parity": (parity or {}).get("models", {}).get(_parity_entry(name)),
+    }
+    if not mine.empty and any("regression" in r for r in ok):
+        section["curves"] = _data_uri(figures.loss_per_step(mine))
+        section["epoch_times"] = _data_uri(figures.epoch_times(mine))
+    elif not mine.empty:
+        section["curves"] = _data_uri(figures.curves(mine))
+        section["epoch_times"] = _data_uri(figures.epoch_times(mine))
+    with_predictions = {k: v for k, v in by_impl.items() if all("test_predictions" in r for r in v)}
+    if with_predictions:
+        matrices = {impl: tables.confusion(rs) for impl, rs in sorted(with_predictions.items())}
+        section["confusion"] = _data_uri(figures.confusion_matrices(matrices))
+        per_class = tables.per_class_accuracy(dict(sorted(with_predictions.items())))
+        section["per_class"] = {
+            "columns": list(per_class.columns),
+            "rows": [(label, list(values)) for label, values in per_class.iterrows()],
+        }
+    return section
+
+
+def _parity_entry(experiment: str) -> str:
+    """The parity entry a model's rows show: native PyTorch against Keras on TensorFlow."""
+    return f"{experiment}/{implementation_name('keras')}"
+
+
+def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
+    """Summary rows plus the difference to torch, the verdict and the parity status."""
+    verdicts = {row["experiment"]: row for row in (equivalence or {}).get("verdicts", [])}
+    parity_models = (parity or {}).get("models", {})
+    rows = _records(summary)
+    reference = {r["experiment"]: r for r in rows if r["implementation"] == "torch"}
+    for row in rows:
+        torch_row = reference.get(row["experiment"])
+        comparable = (
+            torch_row
+            and row["implementation"] != "torch"
+            and row["test_accuracy_mean"] is not None
+            and torch_row["test_accuracy_mean"] is not None
+        )
+        row["difference"] = (
+            row["test_accuracy_mean"] - torch_row["test_accuracy_mean"] if comparable else None
+        )
+        row["equivalence"] = verdicts.get(row["experiment"])
+        model_parity = parity_models.get(_parity_entry(row["experiment"]))
+        row["parity"] = None if model_parity is None else model_parity.get("passed")
+    return rows
+
+
+def _variant(entry: dict) -> str:
+    return Implementation.of(entry).name
+
+
+def current_runs(runs: list[dict], planned: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Split results into those of the last study's specs and stale ones (an older spec
+    left in the same directory), so seeds of different specs are never averaged."""
+    if not planned or not all("spec_hash" in p for p in planned):
+        return runs, []
+    wanted = {(p["experiment"], _variant(p), p["seed"], p["spec_hash"]) for p in planned}
+    keep, stale = [], []
+    for run in runs:
+        key = (run["experiment"], _variant(run), run["seed"], run.get("spec_hash"))
+        (keep if key in wanted else stale).append(run)
+    return keep, stale
+
+
+def bench_section(out: pathlib.Path) -> dict | None:
+    """The benchmark's table and thread-scaling chart, when `make bench` has run."""
+    bench = _optional_json(out / "bench" / "bench.json")
+    if bench is None:
+        return None
+    sweep = pd.DataFrame(bench.get("thread_sweep", []))
+    return {
+        **bench,
+        "scaling": _data_uri(figures.thread_scaling(sweep)) if not sweep.empty else None,
+    }
+
+
+def api_overhead(overview: list[dict]) -> list[dict]:
+    """Keras on the PyTorch backend against native PyTorch, per model: the same torch
+    kernels underneath, so the time ratio is what Keras's API layer costs."""
+    rows = []
+    by_key = {(r["experiment"], r["implementation"]): r for r in overview}
+    for (experiment, impl), keras_row in by_key.items():
+        native = by_key.get((experiment, "torch"))
+        if impl != implementation_name("keras", "torch") or native is None:
+            continue
+        steady = keras_row["steady_epoch_seconds"], native["steady_epoch_seconds"]
+        first = keras_row["first_epoch_seconds"], native["first_epoch_seconds"]
+        rows.append(
+            {
+                "experiment": experiment,
+                "keras_steady": steady[0],
+                "torch_steady": steady[1],
+                "steady_ratio": steady[0] / steady[1] if None not in steady else None,
+                "first_ratio": first[0] / first[1] if None not in first else None,
+            }
+        )
+    return rows
+
+
+def gpu_rows(runs: list[dict]) -> dict[str, str]:
+    """One line per implementation that ran on a GPU: which GPU, with what driver and CUDA."""
+    rows = {}
+    for run in runs:
+        gpu = run.get("gpu")
+        if not gpu:
+            continue
+        memory = gpu.get("memory_total_mb")
+        parts = [
+            gpu.get("name") or "unknown GPU",
+            f"{memory:.0f} MiB" if memory is not None else "memory unknown",
+            f"driver {gpu.get('driver_version') or 'unknown'}",
+            f"CUDA {gpu.get('cuda_version') or 'unknown'}",
+        ]
+        shown = ("name", "memory_total_mb", "driver_version", "cuda_version")
+        parts += [f"{key} {value}" for key, value in gpu.items() if key not in shown]
+        rows[tables.implementation(run)] = "; ".join(parts)
+    return rows
+
+
+def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
+    study = _optional_json(out / "study.json") or {}
+    runs, stale = current_runs(runs, study.get("planned", []))
+    run_rows = tables.runs_frame(runs)
+    epoch_rows = tables.epochs_frame(runs)
+    parity = _optional_json(out / "parity.json")
+    margin = study.get("equivalence_margin", StudySpec.equivalence_margin)
+    equivalence = _equivalence.analysis(runs, margin)
+    planned = study.get("planned", [])
+    order = tables.experiment_order(
+        run_rows["experiment"].unique(), [p["experiment"] for p in planned]
+    )
+    summary = tables.summary_frame(run_rows, order)
+    overview = overview_rows(summary, equivalence, parity)
+    models = [
+        model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity)
+        for name in order
+    ]
+    published = (_optional_json(out / "published.json") or {}).get("experiments", {})
+    rungs = [(rung.name, removed) for rung, removed in catalog.ABLATION_RUNGS]
+    failures = _records(run_rows[run_rows["status"] != "ok"])
+    environment = next((r["environment"] for r in runs if r.get("environment")), {})
+    return {
+        "study": study,
+        "overview": overview,
+        "api_overhead": api_overhead(overview),
+        "models": models,
+        "failures": failures,
+        "missing": tables.missing_runs(planned, runs),
+        "manifests": sorted(
+            {r["split_manifest_hash"] for r in runs if r.get("split_manifest_hash")}
+        ),
+        "environment": environment,
+        "runtimes": {tables.implementation(r): r["runtime"] for r in runs if r.get("runtime")},
+        "gpus": gpu_rows(runs),
+        "threads": sorted({r["threads"] for r in runs if r.get("threads")}),
+        "devices": sorted({r["device"] for r in runs if r.get("device")}),
+        "defaults": (parity or {}).get("defaults"),
+        "parity": parity,
+        "equivalence": equivalence,
+        "published": _records(ablation.published_vs_measured(published, runs)),
+        "ladder": _records(ablation.ladder(rungs, runs)),
+        "regression": report_regression.agreement(runs),
+        "regression_rtol": ParitySpec().regression_loss_rtol,
+        "run_count": len(runs),
+        "bench": bench_section(out),
+        "stale": [f"{r['experiment']} / {r['framework']} / seed {r['seed']}" for r in stale],
+    }
+
+
+def write_tables(out: pathlib.Path, runs: list[dict]) -> None:
+    """results.csv (one row per run and epoch) and results.json (versioned schema)."""
+    epoch_rows = tables.epochs_frame(runs)
+    files.write_atomic(out / "results.csv", lambda handle: epoch_rows.to_csv(handle, index=False))
+    run_rows = tables.runs_frame(runs)
+    files.write_json_atomic(
+        out / "results.json",
+        {
+            "schema": RESULTS_JSON_SCHEMA,
+            "runs": _records(run_rows.astype(object).where(run_rows.notna(), np.nan)),
+            "summary": _records(tables.summary_frame(run_rows)),
+        },
+    )
+
+
+def render(context: dict) -> str:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    environment.filters["pct"] = lambda v: "–" if v is None else f"{100 * v:.2f}"
+    environment.filters["num"] = lambda v, fmt="%.3f": "–" if v is None else fmt % v
+    return environment.get_template("report.html.j2").render(**context)
+
+
+def write_report(out: pathlib.Path) -> pathlib.Path:
+    """Write the three report files into OUT; return the HTML path."""
+    runs = results.load_runs(out)
+    if not runs:
+        raise UserError(
+            f"no run results under {out}/runs: run `python -m compare run --out {out}` first"
+        )
+    write_tables(out, runs)
+    context = build_context(out, runs)
+    files.write_json_atomic(out / "equivalence.json", context["equivalence"])
+    html_path = out / "index.html"
+    html = render(context)
+    files.write_atomic(html_path, lambda handle: handle.write(html))
+    return html_path

@@ -1,0 +1,138 @@
+"""Planning a study: the runs it holds, each side's spec validated, the options checked.
+
+Stage: run. Nothing here starts a process; `compare.run.runner` executes the plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+
+from compare.errors import UserError
+from compare.run import results
+from compare.spec import studies
+from compare.spec.identity import (
+    DEFAULT_KERAS_BACKEND,
+    DEFAULT_MODE,
+    DEVICES,
+    FRAMEWORKS,
+    KERAS_BACKENDS,
+    MODES,
+    Implementation,
+)
+from compare.spec.parse import apply_overrides, resolve
+from compare.spec.schema import ExperimentSpec, StudySpec
+from compare.spec.validate import validate
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    experiment: ExperimentSpec  # as this framework runs it (see effective_spec)
+    framework: str
+    seed: int
+    mode: str = DEFAULT_MODE
+    keras_backend: str | None = None  # Keras runs only
+    # The experiment's per-framework table, recorded in the result; not part of the
+    # run's identity (the spec above already holds this side's values).
+    framework_overrides: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
+
+    def path(self, out: pathlib.Path) -> pathlib.Path:
+        return results.run_path(out, self.experiment.name, self.variant, self.seed)
+
+    @property
+    def implementation(self) -> Implementation:
+        return Implementation(self.framework, self.keras_backend, self.mode)
+
+    @property
+    def variant(self) -> str:
+        """The implementation's one spelling (`compare.spec.identity`)."""
+        return self.implementation.name
+
+    def log_path(self, out: pathlib.Path) -> pathlib.Path:
+        path = self.path(out)
+        return out / "logs" / path.parent.name / f"{path.stem}.log"
+
+    @property
+    def label(self) -> str:
+        return f"{self.experiment.name}/{self.variant}/seed{self.seed}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    frameworks: tuple[str, ...] = FRAMEWORKS
+    seeds: int | None = None
+    profile: str = "default"
+    device: str = "auto"
+    threads: int = os.cpu_count() or 1
+    out: pathlib.Path = pathlib.Path("reports")
+    data_dir: str | None = None
+    overrides: tuple[str, ...] = ()
+    progress: bool = True
+    deterministic: bool = False
+    modes: tuple[str, ...] = (DEFAULT_MODE,)
+    keras_backends: tuple[str, ...] = (DEFAULT_KERAS_BACKEND,)
+
+
+def check_options(options: Options) -> None:
+    for framework in options.frameworks:
+        if framework not in FRAMEWORKS:
+            raise UserError(
+                f"unknown framework '{framework}' (choose from: {', '.join(FRAMEWORKS)})"
+            )
+    if not options.frameworks:
+        raise UserError("--frameworks is empty: name at least one of torch, keras")
+    if options.device not in DEVICES:
+        raise UserError(f"unknown device '{options.device}' (choose one of: {', '.join(DEVICES)})")
+    if options.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {options.threads}")
+    if options.seeds is not None and options.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {options.seeds}")
+    for name, given, known in (
+        ("mode", options.modes, MODES),
+        ("Keras backend", options.keras_backends, KERAS_BACKENDS),
+    ):
+        if not given:
+            raise UserError(f"no {name} given (choose from: {', '.join(known)})")
+        for value in given:
+            if value not in known:
+                raise UserError(f"unknown {name} '{value}' (choose from: {', '.join(known)})")
+
+
+def effective_spec(experiment: ExperimentSpec, framework: str, options: Options):
+    """What `framework` runs: its framework_overrides, then the profile, then --set.
+
+    The returned spec has no framework_overrides of its own (it is one side); the
+    table that made the sides differ is recorded next to it in the result.
+    """
+    side = dataclasses.replace(resolve(experiment, framework), framework_overrides={})
+    side = studies.apply_profile(side, options.profile)
+    return validate(apply_overrides(side, list(options.overrides)))
+
+
+def plan(study: StudySpec, options: Options) -> list[Run]:
+    """The runs of a study, each framework's side validated with the profile and
+    overrides applied."""
+    check_options(options)
+    seeds = options.seeds if options.seeds is not None else study.seeds
+    if seeds < 1:
+        raise UserError(f"seeds must be >= 1, got {seeds}")
+    runs = []
+    for experiment in study.experiments:
+        sides = {fw: effective_spec(experiment, fw, options) for fw in options.frameworks}
+        for seed in range(seeds):
+            for framework in options.frameworks:
+                backends = options.keras_backends if framework == "keras" else (None,)
+                for backend in backends:
+                    for mode in options.modes:
+                        runs.append(
+                            Run(
+                                sides[framework],
+                                framework,
+                                seed,
+                                mode=mode,
+                                keras_backend=backend,
+                                framework_overrides=experiment.framework_overrides,
+                            )
+                        )
+    return runs

@@ -1,0 +1,93 @@
+"""What the runner asks of a worker and what every result file holds: declared once.
+
+Stage: run. The runner sends a `RunRequest` as JSON on the worker's stdin; the worker
+answers on stdout with `PROGRESS {epoch record}` after each epoch (after the clock is
+read) and `NOTICE text` for what the user should see, and writes the result file.
+Both the worker's result and the one the runner writes for a worker that died start
+from `result_header`, so a result's identity fields are spelled in one place.
+
+Worker exit codes: 0 a result was written (ok, failed or diverged); 2 a user error
+(one line on stderr, no result written); 130 interrupted (no result written).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from compare.spec.identity import Implementation
+
+SCHEMA_VERSION = 1
+PROGRESS, NOTICE = "PROGRESS", "NOTICE"
+EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRequest:
+    """One run: (experiment as this side runs it, implementation, seed) and how."""
+
+    experiment: dict  # the ExperimentSpec as a dict (`dataclasses.asdict`)
+    spec_hash: str
+    framework: str
+    seed: int
+    mode: str
+    keras_backend: str | None
+    threads: int
+    device: str
+    deterministic: bool
+    profile: str
+    data_dir: str | None
+    result_path: str
+    # The experiment's deliberate per-framework differences (empty: the same model).
+    framework_overrides: dict = dataclasses.field(default_factory=dict)
+    # Set by the runner: the worker dies with it, and measures its own startup.
+    runner_pid: int | None = None
+    spawn_time: float | None = None
+
+    @property
+    def implementation(self) -> Implementation:
+        return Implementation(self.framework, self.keras_backend, self.mode)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRequest:
+        return cls(**json.loads(text))
+
+
+def result_header(request: RunRequest) -> dict:
+    """The fields every result file starts with, whoever writes it."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "experiment": request.experiment["name"],
+        "framework": request.framework,
+        "seed": request.seed,
+        "mode": request.mode,
+        "keras_backend": request.keras_backend,
+        "spec": request.experiment,
+        "spec_hash": request.spec_hash,
+        "framework_overrides": request.framework_overrides,
+        "deterministic": request.deterministic,
+        "profile": request.profile,
+        "requested_device": request.device,
+        "threads": request.threads,
+    }
+
+
+def event_line(kind: str, payload) -> str:
+    """One stdout line of the worker: `KIND payload` (payload JSON unless a string)."""
+    text = payload if isinstance(payload, str) else json.dumps(payload)
+    return f"{kind} {text}"
+
+
+def parse_event(line: str) -> tuple[str, object] | None:
+    """(kind, payload) of a whole worker line; None for anything else."""
+    if not line.endswith("\n"):
+        return None  # cut off by the worker's death: not a whole event
+    kind, _, payload = line.rstrip("\n").partition(" ")
+    if kind == PROGRESS:
+        return kind, json.loads(payload)
+    if kind == NOTICE:
+        return kind, payload
+    return None

@@ -1,0 +1,133 @@
+"""One run in its own process: a RunRequest -> one result file.
+
+Stage: run. The runner starts `python -m compare worker -` and writes the request
+(`compare.run.protocol`) as JSON to its stdin, so no request file can be left behind.
+This module imports only the one framework it runs (through `compare.run.contract`),
+pins its threads before the runtime starts, trains with the shared data and the shared
+timing definition (`compare.run.loop`), and writes the result atomically.
+
+What the worker guarantees, whatever happens to the run:
+- it dies with the runner (a kill -9 of the runner leaves no orphan writing later);
+- it cannot open a network connection (`compare.network`);
+- a NaN or infinite training or validation loss ends the run as `diverged`, any other
+  exception as `failed`, both with the epoch and the reason; what was measured before
+  stays in the result; non-finite numbers are written as null, so every result file
+  is strict JSON.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import pathlib
+import resource
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from compare import files, network
+from compare.errors import UserError
+from compare.run import contract, environment, loop, protocol
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def emit(kind: str, payload) -> None:
+    print(protocol.event_line(kind, payload), flush=True)
+
+
+# --- process safety -----------------------------------------------------------------
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make the kernel kill this process when the runner dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    else:  # no prctl: poll for the parent instead
+
+        def watch():
+            while os.getppid() == parent_pid:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent_pid:
+        os._exit(1)  # the runner died before the signal was armed
+
+
+def execute(request: protocol.RunRequest) -> int:
+    """Run the request and write its result, whatever happens to the run."""
+    started = time.time()
+    result = {
+        **protocol.result_header(request),
+        "network_blocked": network.network_forbidden(),
+        "status": "running",
+        "stage": "setup",  # setup, training, test: where a failure happened
+        "epochs": [],
+        "environment": environment.fingerprint(),
+        "gpu": None,  # the GPU the run used, once the framework has chosen its device
+        # Seconds from the runner's spawn to this line: interpreter start and our imports.
+        "startup_seconds": started - request.spawn_time if request.spawn_time else None,
+    }
+    try:
+        loop.train_and_evaluate(request, result, emit)
+        result["status"] = "ok"
+        del result["stage"]
+    except UserError:
+        raise
+    except loop.Diverged as error:
+        result.update(status="diverged", reason=str(error), failed_epoch=len(result["epochs"]))
+        result["failed_stage"] = result.pop("stage")
+    except Exception as error:  # one run's crash must not end the study
+        stage = result.pop("stage")
+        where = f"in epoch {len(result['epochs']) + 1}" if stage == "training" else f"in {stage}"
+        result.update(
+            status="failed",
+            reason=f"{type(error).__name__} {where}: {error}",
+            failed_stage=stage,
+            failed_epoch=len(result["epochs"]) + 1 if stage == "training" else None,
+            traceback=traceback.format_exc(limit=20),
+        )
+    result["wall_seconds"] = time.time() - started
+    # Peak resident memory of this run's process (Linux reports KiB), same probe for both.
+    result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    files.write_json_atomic(pathlib.Path(request.result_path), files.finite_or_none(result))
+    return 0
+
+
+def probe(framework: str, device: str) -> int:
+    """Check once, before a study starts, that `framework` can use `device`."""
+    runtime = contract.load(framework).configure(1, 0, device)
+    if runtime["device_notice"]:
+        emit(protocol.NOTICE, runtime["device_notice"])
+    return 0
+
+
+def main(request_path: str) -> int:
+    """Run the request read from `request_path` ("-": stdin, as the runner sends it)."""
+    text = sys.stdin.read() if request_path == "-" else pathlib.Path(request_path).read_text()
+    request = protocol.RunRequest.from_json(text)
+    if request.runner_pid is not None:
+        die_with_parent(request.runner_pid)
+    network.forbid_network()
+    code = execute(request)
+    if request.runner_pid is not None:
+        exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown.
+
+    The result is already on disk (written atomically), so nothing is lost; what is
+    skipped is the destructors of a loaded TensorFlow or PyTorch, which took 2.1 s per
+    process here (time from a script's last line to its exit, with both imported) and
+    were most of the runner's overhead: the runner waits for the exit.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
