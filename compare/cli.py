@@ -62,7 +62,18 @@ def build_parser() -> Parser:
     run.add_argument("--seeds", type=_positive_int, help="seeds per framework (default: study's)")
     run.add_argument("--profile", default=run_defaults.profile, help="quick | default")
     run.add_argument("--device", default=run_defaults.device, help="auto | cpu | gpu")
-    run.add_argument("--threads", type=_positive_int, default=run_defaults.threads)
+    run.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=run_defaults.threads,
+        help="threads per run (default: the cores split between --jobs)",
+    )
+    run.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=run_defaults.jobs,
+        help="runs at once (default: one per core, as memory allows; 1 on a GPU)",
+    )
     run.add_argument("--out", type=pathlib.Path, default=run_defaults.out)
     run.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
     run.add_argument(
@@ -145,6 +156,7 @@ def _options(args):
         profile=args.profile,
         device=args.device,
         threads=args.threads,
+        jobs=args.jobs,
         out=args.out,
         data_dir=args.data_dir,
         overrides=tuple(args.overrides),

@@ -42,8 +42,11 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
     settings = library.configure(threads, deterministic)
     import keras
 
-    # Seeds Python, NumPy, Keras and the backend's own generator (torch's global one
-    # on the torch backend: the parity suite reseeds torch after this).
+    # A run starts clean in a worker that already ran others: Keras's session (layer
+    # names, the global seed generator, compiled functions) is cleared, then everything
+    # is seeded: Python, NumPy, Keras and the backend's own generator (torch's global
+    # one on the torch backend: the parity suite reseeds torch after this).
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     chosen, notice = choose_device(
         device, f"Keras ({name} backend)", settings["gpu_visible"], hint=settings["gpu_hint"]

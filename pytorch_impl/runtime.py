@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 
 from compare.spec.identity import choose_device
 
@@ -28,11 +29,17 @@ def configure(threads: int, seed: int, device: str, deterministic: bool = False)
     """
     import torch
 
-    # Seeded first: when the interop pool already runs (parity in a test session), the
-    # thread setting below raises, and the seed must be in place regardless.
+    # A run starts clean in a worker that already ran others: torch.compile's caches
+    # go (a model compiled by an earlier run must not count against the recompile
+    # limit), and the generator is reseeded.
+    if "torch._dynamo" in sys.modules:
+        torch._dynamo.reset()
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    torch.set_num_interop_threads(threads)
+    # The interop pool is sized once per process: a second call raises once it runs.
+    if torch.get_num_interop_threads() != threads:
+        with contextlib.suppress(RuntimeError):  # already running (parity in a test session)
+            torch.set_num_interop_threads(threads)
     if deterministic:
         # cuBLAS is deterministic only with this workspace setting, read when CUDA starts.
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

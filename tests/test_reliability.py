@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, run_cli
 
-from compare.run import loop, metrics, plan, protocol, runner, worker
+from compare.run import executor, loop, metrics, plan, protocol, runner, worker
 from compare.spec import catalog
 from compare.spec.parse import apply_overrides
 
@@ -195,10 +195,13 @@ def test_deterministic_auto_device_and_network_are_recorded(isolation):
 
 
 def torch_study(seeds: int) -> list[str]:
-    # mlp only: the default study holds every catalog model.
+    # mlp only: the default study holds every catalog model. Runs of a few seconds each,
+    # so that a signal sent while one runs lands before it ends (a long-lived worker
+    # finishes a tiny run in a tenth of a second).
     return [
         *("--models", "mlp", "--frameworks", "torch", "--seeds", str(seeds)),
-        *("--threads", "1", *TINY_ARGS),
+        *("--threads", "1", "--jobs", "1", *TINY_ARGS),
+        *("--set", "data.train_limit=10000", "--set", "train.epochs=2"),
     ]
 
 
@@ -249,9 +252,9 @@ def test_sigkill_of_the_runner_then_rerun_completes_identically(tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_a_second_study_is_locked_out(tmp_path):
-    # Eight runs: the interrupt lands while one of them runs, even when the lock-out check
-    # below is slow on a loaded machine (with three, the study once finished first).
-    study_args = torch_study(seeds=8)
+    # Twenty runs: the interrupt lands while one of them runs, even when the lock-out
+    # check below is slow on a loaded machine.
+    study_args = torch_study(seeds=20)
     out = tmp_path / "out"
     study = start_study(*study_args, "--out", str(out))
     try:
@@ -279,7 +282,7 @@ def test_ctrl_c_stops_cleanly_and_a_second_study_is_locked_out(tmp_path):
     wait_for(lambda: not alive(worker_pid), timeout=10, what="the worker to die")
     runs = result_files(out)
     assert runs["mlp/torch-seed0"]["status"] == "ok"
-    assert len(runs) < 8 and not list(out.rglob("*.tmp"))  # the study did not finish
+    assert len(runs) < 20 and not list(out.rglob("*.tmp"))  # the study did not finish
     assert all(r["status"] == "ok" for r in runs.values())  # nothing half-done recorded
 
 
@@ -290,9 +293,9 @@ EPOCH = {"epoch": 1, "train_loss": 0.5, "val_loss": 0.4, "val_accuracy": 0.8, "e
 
 
 def fake_worker(monkeypatch, code: str) -> None:
-    """Replace the worker by a script that reads the request like the real one."""
-    script = f"import json, os, signal, sys\njson.load(sys.stdin)\n{code}"
-    monkeypatch.setattr(runner, "worker_command", lambda: [sys.executable, "-c", script])
+    """Replace the worker by a script that reads a request like the real one."""
+    script = f"import json, os, signal, sys\njson.loads(sys.stdin.readline())\n{code}"
+    monkeypatch.setattr(executor, "worker_command", lambda: [sys.executable, "-c", script])
 
 
 def test_a_killed_worker_becomes_a_failed_result(tmp_path, monkeypatch):
@@ -304,7 +307,10 @@ def test_a_killed_worker_becomes_a_failed_result(tmp_path, monkeypatch):
         "os.kill(os.getpid(), signal.SIGKILL)",
     )
     run = plan.Run(MLP, "torch", 0)
-    result = runner.execute_run(run, plan.Options(out=tmp_path), lambda kind, payload: None)
+    result, worker = executor.execute_run(
+        run, plan.Options(out=tmp_path, threads=1), lambda kind, payload: None
+    )
+    assert worker is None  # it died: the next run gets a new one
     assert json.loads(json.dumps(result)) == strict_json(run.path(tmp_path))
     assert result["status"] == "failed" and result["failed_epoch"] == 2
     assert "killed by SIGKILL" in result["reason"] and "out of memory" in result["reason"]
@@ -316,7 +322,7 @@ def test_an_interrupted_worker_interrupts_the_study(tmp_path, monkeypatch):
     fake_worker(monkeypatch, "sys.exit(130)")
     run = plan.Run(MLP, "torch", 0)
     with pytest.raises(KeyboardInterrupt):
-        runner.execute_run(run, plan.Options(out=tmp_path), lambda kind, payload: None)
+        executor.execute_run(run, plan.Options(out=tmp_path, threads=1), lambda kind, payload: None)
     assert not run.path(tmp_path).exists()
 
 

@@ -137,3 +137,107 @@ def test_api_overhead_pairs_keras_on_torch_with_native_torch():
     ]
     (pair,) = report.api_overhead(overview)
     assert pair["experiment"] == "mlp" and pair["steady_ratio"] == pytest.approx(1.5)
+
+
+def _full_study_results(template_dir: pathlib.Path, out: pathlib.Path) -> None:
+    """Results shaped like a default study's (every catalog model, 5 seeds, Keras on
+    three backends for the headline, two regression nets), plus parity defaults per
+    backend and a benchmark, built from the quick study's real files: no training."""
+    import numpy as np
+
+    from compare.spec import catalog
+
+    template = json.loads((template_dir / "runs" / "mlp" / "torch-seed0.json").read_text())
+    rng = np.random.default_rng(0)
+    for name, experiment in catalog.MODELS.items():
+        regression = experiment.model.architecture in ("two_layer_net", "dynamic_net")
+        implementations = [("torch", None), ("keras", "tensorflow")]
+        if name == "mlp":
+            implementations += [("keras", "jax"), ("keras", "torch")]
+        for framework, backend in implementations:
+            for seed in range(5):
+                run = json.loads(json.dumps(template))
+                run.update(
+                    experiment=name,
+                    framework=framework,
+                    keras_backend=backend,
+                    seed=seed,
+                    spec=experiment.to_dict(),
+                    spec_hash=experiment.spec_hash(),
+                    exclusive=seed == 0,
+                    worker_run_index=seed,
+                )
+                if regression:
+                    losses = list(np.geomspace(30_000, 1e-3, 6) * (1 + 1e-7 * seed))
+                    run.update(test_accuracy=None, test_loss=None, final_loss=losses[-1])
+                    run["epochs"] = [
+                        {"epoch": i + 1, "train_loss": loss, "val_loss": None,
+                         "val_accuracy": None, "epoch_seconds": 0.01}
+                        for i, loss in enumerate(losses)
+                    ]  # fmt: skip
+                    run["regression"] = {"depths": [1] * 6, "reference": None}
+                    for key in ("test_predictions", "test_labels"):
+                        run.pop(key, None)
+                else:
+                    run["test_accuracy"] = 0.85 + 0.004 * rng.standard_normal()
+                variant = framework if backend in (None, "tensorflow") else f"keras_{backend}"
+                results.run_path(out, name, variant, seed).parent.mkdir(parents=True, exist_ok=True)
+                files.write_json_atomic(results.run_path(out, name, variant, seed), run)
+    words = "a long default described in words, as the parity check reads it " * 2
+    rows = [
+        {
+            "what": f"default number {i}",
+            "torch": words,
+            "keras": words,
+            "study": words,
+            "keras_by_backend": {b: f"{b}: {words}" for b in ("tensorflow", "jax", "torch")},
+        }
+        for i in range(4)
+    ]
+    files.write_json_atomic(out / "parity.json", {"models": {}, "defaults": rows})
+
+
+def test_report_layout_fits_1280px_and_leads_with_the_verdict(quick_study, tmp_path):
+    out = tmp_path / "full"
+    _full_study_results(quick_study, out)
+    html_path = report.write_report(out)
+    html = html_path.read_text()
+    assert "{'" not in html  # no Python dict printed (the defaults table is in words)
+    assert 'id="ladder"' not in html  # one rung: the section does not apply
+    driver = _chromium()
+    try:
+        driver.set_window_size(1280, 900)
+        driver.get(html_path.resolve().as_uri())
+        page = driver.execute_script("return document.documentElement.clientWidth;")
+        assert driver.execute_script("return document.documentElement.scrollWidth;") <= page
+        overflowing = driver.execute_script(
+            "return Array.from(document.querySelectorAll('.table-wrap'))"
+            ".filter(w => w.scrollWidth > w.clientWidth + 1)"
+            ".map(w => w.querySelector('table').id);"
+        )
+        assert overflowing == []
+        # The verdict board comes first, one line per model, then the forest plot.
+        first = driver.execute_script("return document.querySelector('h2').id;")
+        assert first == "verdict"
+        board = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#verdict-table tbody tr'))"
+            ".map(r => [r.dataset.model, r.dataset.verdict]);"
+        )
+        assert sorted(m for m, _ in board) == sorted(catalog_names())
+        verdicts = dict(board)
+        assert verdicts["two_layer_net"] == "agree"
+        assert verdicts["mlp"] in ("equivalent", "different", "inconclusive")
+        forest = driver.execute_script(
+            "const i = document.getElementById('forest-plot'); return i && i.naturalWidth;"
+        )
+        assert forest and forest > 0
+        ARTIFACTS.mkdir(exist_ok=True)
+        assert driver.save_screenshot(str(ARTIFACTS / "report-verdict.png"))
+    finally:
+        driver.quit()
+
+
+def catalog_names() -> list[str]:
+    from compare.spec import catalog
+
+    return list(catalog.MODELS)

@@ -4,17 +4,26 @@ for byte.
 Stage: data. The split, the subsets and the preprocessing happen here, once, in NumPy.
 Every run records the split manifest hash so two runs can be shown to have seen the
 same data, and every epoch's example order comes from `epoch_order`.
+
+`prepared` is what a worker calls: the arrays of `load_shared`, computed once per data
+spec and kept as `.npy` files under the cache directory, each verified by its SHA-256
+when read (memory-mapped), so every worker and run of a study shares one preparation.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
+import os
+import pathlib
+import shutil
+import tempfile
 
 import numpy as np
 
-from compare.data.fashion_mnist import FILES, load_raw
+from compare.data.fashion_mnist import FILES, cache_dir, load_raw
 from compare.spec.schema import DataSpec
 
 
@@ -120,3 +129,72 @@ def load_shared(data: DataSpec, data_dir: str | None = None) -> SharedData:
 def epoch_order(seed: int, epoch: int, size: int) -> np.ndarray:
     """The shuffled example order for one epoch; both frameworks follow it."""
     return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+# --- the prepared arrays, cached ------------------------------------------------------
+
+ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test", "train_images")
+# Bump when what `load_shared` computes changes: old entries are then never read.
+PREPARED_VERSION = 1
+
+
+def prepared_key(data: DataSpec) -> str:
+    """The cache key of a data spec's arrays: the source files' digests, the spec."""
+    identity = {
+        "version": PREPARED_VERSION,
+        "files_sha256": dict(FILES),
+        "data": dataclasses.asdict(data),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _read_prepared(directory: pathlib.Path) -> SharedData | None:
+    """The arrays cached in `directory` when every one matches its recorded SHA-256."""
+    try:
+        meta = json.loads((directory / "meta.json").read_text())
+        arrays = {}
+        for name in ARRAYS:
+            # Copy-on-write: a framework may write into its input (never to the file).
+            array = np.load(directory / f"{name}.npy", mmap_mode="c").view(np.ndarray)
+            if _sha256(array) != meta["sha256"][name]:
+                return None
+            arrays[name] = array
+        return SharedData(**arrays, manifest=meta["manifest"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _write_prepared(directory: pathlib.Path, shared: SharedData) -> None:
+    """Write the arrays next to `directory`, then rename into place (atomic: a reader
+    sees all of them or none; of two writers racing, one wins, both are equal)."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=directory.parent, prefix=".staging-"))
+    try:
+        digests = {}
+        for name in ARRAYS:
+            array = getattr(shared, name)
+            np.save(staging / f"{name}.npy", array)
+            digests[name] = _sha256(array)
+        meta = {"manifest": shared.manifest, "sha256": digests}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        if directory.exists():
+            shutil.rmtree(directory)  # a damaged entry (it failed verification)
+        os.rename(staging, directory)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # a read-only cache: nothing kept
+
+
+@functools.lru_cache(maxsize=4)
+def prepared(data: DataSpec, data_dir: str | None = None) -> SharedData:
+    """`load_shared(data, data_dir)`, prepared once per data spec and cached on disk.
+
+    The key holds the source files' digests, which `load_raw` verified the data
+    against, so any directory with the right files gives the same entry.
+    """
+    directory = cache_dir() / "prepared" / prepared_key(data)
+    cached = _read_prepared(directory)
+    if cached is not None:
+        return cached
+    shared = load_shared(data, data_dir)
+    _write_prepared(directory, shared)
+    return shared

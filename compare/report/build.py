@@ -25,7 +25,7 @@ from compare.report import equivalence as _equivalence
 from compare.report import regression as report_regression
 from compare.run import results
 from compare.spec import catalog
-from compare.spec.identity import Implementation, implementation_name
+from compare.spec.identity import KERAS_BACKENDS, Implementation, implementation_name
 from compare.spec.schema import ParitySpec, StudySpec
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
@@ -181,6 +181,22 @@ def gpu_rows(runs: list[dict]) -> dict[str, str]:
     return rows
 
 
+def defaults_table(rows: list[dict] | None) -> dict | None:
+    """The defaults that differ: one row per default, one column per framework and Keras
+    backend (in words), then what the study sets."""
+    if not rows:
+        return None
+    backends = [b for b in KERAS_BACKENDS if b in rows[0].get("keras_by_backend", {})]
+    columns = ["PyTorch", *(f"Keras on {b}" for b in backends)] if backends else None
+    columns = columns or ["PyTorch", "Keras"]
+    body = []
+    for row in rows:
+        by_backend = row.get("keras_by_backend") or {}
+        keras = [by_backend[b] for b in backends] if backends else [row["keras"]]
+        body.append({"what": row["what"], "values": [row["torch"], *keras], "study": row["study"]})
+    return {"columns": columns, "rows": body}
+
+
 def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     study = _optional_json(out / "study.json") or {}
     runs, stale = current_runs(runs, study.get("planned", []))
@@ -195,12 +211,23 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     )
     summary = tables.summary_frame(run_rows, order)
     overview = overview_rows(summary, equivalence, parity)
+    agreement = report_regression.agreement(runs)
+    parity_models = (parity or {}).get("models", {})
+
+    def parity_of(experiment: str):
+        entry = parity_models.get(_parity_entry(experiment))
+        return None if entry is None else entry.get("passed")
+
+    board = _equivalence.board(equivalence, agreement, parity_of)
+    board.sort(key=lambda row: order.index(row["experiment"]) if row["experiment"] in order else 0)
+    forest_rows = [row for row in board if row.get("difference") is not None]
     models = [
         model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity)
         for name in order
     ]
     published = (_optional_json(out / "published.json") or {}).get("experiments", {})
     rungs = [(rung.name, removed) for rung, removed in catalog.ABLATION_RUNGS]
+    ladder = _records(ablation.ladder(rungs, runs))
     failures = _records(run_rows[run_rows["status"] != "ok"])
     environment = next((r["environment"] for r in runs if r.get("environment")), {})
     return {
@@ -218,12 +245,16 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "gpus": gpu_rows(runs),
         "threads": sorted({r["threads"] for r in runs if r.get("threads")}),
         "devices": sorted({r["device"] for r in runs if r.get("device")}),
-        "defaults": (parity or {}).get("defaults"),
+        "defaults": defaults_table((parity or {}).get("defaults")),
+        "board": board,
+        "forest": _data_uri(figures.forest(forest_rows, margin)) if forest_rows else None,
+        "timing_rule": tables.TIMING_RULE,
         "parity": parity,
         "equivalence": equivalence,
         "published": _records(ablation.published_vs_measured(published, runs)),
-        "ladder": _records(ablation.ladder(rungs, runs)),
-        "regression": report_regression.agreement(runs),
+        # The ladder only means something with more than its last rung (plain mlp).
+        "ladder": ladder if len(ladder) > 1 else [],
+        "regression": agreement,
         "regression_rtol": ParitySpec().regression_loss_rtol,
         "run_count": len(runs),
         "bench": bench_section(out),

@@ -14,12 +14,20 @@ percentage point). `OUT/equivalence.json` holds `verdicts`, one row per experime
 - margin; p_value: TOST p-value of "the difference lies outside +-margin";
 - verdict: "equivalent" (p_value < alpha), "different" (the whole interval lies
   outside the margin), "inconclusive" (neither), or "inconclusive (n < 5)" when a
-  framework has fewer than EQUIVALENCE_MIN_SEEDS seeds, whatever the numbers say.
+  framework has fewer than EQUIVALENCE_MIN_SEEDS seeds, whatever the numbers say;
+- why: the verdict in words; seeds_needed: for an inconclusive verdict, the seeds per
+  framework at which an interval of the observed spread would decide (it lies inside
+  the margin, or outside it), if the observed difference held; null when the observed
+  difference sits on the margin (no seed count decides it) or nothing is missing.
+
+Regression nets have no accuracy: their verdict is step-by-step agreement
+(`compare.report.regression`); `board` puts both kinds on one list, one line per model.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 from statsmodels.stats import weightstats
 
 from compare.spec.identity import Implementation
@@ -52,14 +60,27 @@ def verdict(experiment: str, torch_accuracy, keras_accuracy, margin: float) -> d
             )
             compared = weightstats.CompareMeans.from_data(torch_accuracy, keras_accuracy)
             ci_low, ci_high = compared.tconfint_diff(alpha=2 * EQUIVALENCE_ALPHA, usevar="unequal")
+    interval = f"90 % interval [{100 * ci_low:+.2f}, {100 * ci_high:+.2f}] pp"
+    bounds = f"±{100 * margin:.2f} pp"
+    needed = None
     if min(n_torch, n_keras) < EQUIVALENCE_MIN_SEEDS:
         outcome = f"inconclusive (n < {EQUIVALENCE_MIN_SEEDS})"
+        why = f"{min(n_torch, n_keras)} seeds on a side; the verdict needs {EQUIVALENCE_MIN_SEEDS}"
+        needed = EQUIVALENCE_MIN_SEEDS
     elif p_value < EQUIVALENCE_ALPHA:
         outcome = "equivalent"
+        why = f"{interval} inside the margin {bounds} (TOST p = {p_value:.3g})"
     elif ci_low > margin or ci_high < -margin:
         outcome = "different"
+        why = f"{interval} entirely outside the margin {bounds}"
     else:
         outcome = "inconclusive"
+        needed = seeds_needed(torch_accuracy, keras_accuracy, margin)
+        why = f"{interval} crosses the margin {bounds}" + (
+            f"; at this spread about {needed} seeds per framework would decide"
+            if needed
+            else "; the observed difference sits on the margin: more seeds will not decide"
+        )
     return {
         "experiment": experiment,
         "n_torch": n_torch,
@@ -72,13 +93,33 @@ def verdict(experiment: str, torch_accuracy, keras_accuracy, margin: float) -> d
         "margin": margin,
         "p_value": _number(p_value),
         "verdict": outcome,
+        "why": why,
+        "seeds_needed": needed,
     }
+
+
+def seeds_needed(torch_accuracy, keras_accuracy, margin: float, limit: int = 1000) -> int | None:
+    """The seeds per framework at which the 90 % Welch interval around the observed
+    difference, with the observed spreads, would lie inside +-margin (or outside it,
+    when the observed difference lies outside); None when none up to `limit` would."""
+    difference = abs(np.mean(torch_accuracy) - np.mean(keras_accuracy))
+    variance = np.var(torch_accuracy, ddof=1) + np.var(keras_accuracy, ddof=1)
+    room = abs(margin - difference)
+    if room == 0:
+        return None
+    for n in range(2, limit + 1):
+        half_width = stats.t.ppf(1 - EQUIVALENCE_ALPHA, 2 * n - 2) * np.sqrt(variance / n)
+        if half_width < room:
+            return n
+    return None
 
 
 def verdicts(runs: list[dict], margin: float) -> list[dict]:
     """One row per experiment, in order of appearance, from finished (`ok`) run results."""
     accuracies: dict[str, dict[str, list[float]]] = {}
     for run in runs:
+        if run.get("test_accuracy") is None and "regression" in run:
+            continue  # a regression net: no accuracy (see `board`)
         by_framework = accuracies.setdefault(run["experiment"], {"torch": [], "keras": []})
         if (
             run.get("status") == "ok"
@@ -101,3 +142,43 @@ def analysis(runs: list[dict], margin: float) -> dict:
         "margin": margin,
         "verdicts": verdicts(runs, margin),
     }
+
+
+def regression_verdicts(agreement: list[dict]) -> list[dict]:
+    """One row per regression net from its per-seed agreement rows: "agree" when every
+    seed agreed step by step with torch (and each side with NumPy where it exists)."""
+    by_experiment: dict[str, list[dict]] = {}
+    for row in agreement:
+        by_experiment.setdefault(row["experiment"], []).append(row)
+    verdicts = []
+    for experiment, rows in by_experiment.items():
+        compared = [row for row in rows if row.get("agrees") is not None]
+        failing = [
+            row["seed"] for row in compared if not (row["agrees"] and row.get("same_depths"))
+        ]
+        if not compared:
+            outcome, why = "not compared", "no seed ran on both frameworks"
+        elif failing:
+            outcome = "disagree"
+            why = f"seeds {failing} differ step by step beyond the tolerance"
+        else:
+            worst = max(row["torch_vs_keras"] for row in compared)
+            outcome = "agree"
+            why = (
+                f"{len(compared)} seeds, every step: largest relative loss gap {worst:.2g}, "
+                "same depths"
+            )
+        verdicts.append(
+            {"experiment": experiment, "kind": "regression", "verdict": outcome, "why": why}
+        )
+    return verdicts
+
+
+def board(analysis_: dict, agreement: list[dict], parity_of) -> list[dict]:
+    """The report's first table: one line per model, the classifiers' TOST verdicts and
+    the regression nets' agreement, each with its parity status (`parity_of(name)`)."""
+    rows = [{**row, "kind": "classifier"} for row in analysis_["verdicts"]]
+    rows += regression_verdicts(agreement)
+    for row in rows:
+        row["parity"] = parity_of(row["experiment"])
+    return rows

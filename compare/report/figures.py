@@ -153,3 +153,27 @@ def thread_scaling(sweep: pd.DataFrame) -> bytes:
     axis.set_ylim(bottom=0)
     figure.tight_layout()
     return to_png(figure)
+
+
+def forest(verdicts: list[dict], margin: float) -> bytes:
+    """Forest plot: per model, the test-accuracy difference torch - keras (pp) with its
+    90 % interval, against the +-margin band: the picture of an equivalence test (an
+    interval inside the band is equivalence, one wholly outside it is a difference)."""
+    rows = [v for v in verdicts if v.get("difference") is not None]
+    figure, axis = plt.subplots(figsize=(8, 0.42 * len(rows) + 1.2))
+    axis.axvspan(-100 * margin, 100 * margin, color="#2ca02c", alpha=0.15, label="margin")
+    axis.axvline(0, color="#555", linewidth=0.8)
+    colors = {"equivalent": "#1b7a2e", "different": "#b00020"}
+    for position, row in enumerate(rows):
+        color = colors.get(row["verdict"], "#777")
+        center = 100 * row["difference"]
+        if row.get("ci_low") is not None:
+            low, high = 100 * row["ci_low"], 100 * row["ci_high"]
+            axis.plot([low, high], [position, position], color=color, linewidth=2.2)
+        axis.plot(center, position, "o", color=color, markersize=6)
+    axis.set_yticks(range(len(rows)), [row["experiment"] for row in rows])
+    axis.invert_yaxis()
+    axis.set_xlabel("test accuracy difference, torch - keras (percentage points), 90 % interval")
+    axis.legend(loc="lower right", fontsize=8)
+    axis.grid(axis="x", alpha=0.3)
+    return to_png(figure)

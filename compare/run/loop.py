@@ -94,7 +94,7 @@ def train_and_evaluate(request, result: dict, emit: Callable[[str, object], None
 def train_classifier(impl, experiment, request, phases, result, emit) -> None:
     seed, mode, train_spec = request.seed, request.mode, experiment.train
     with phases.phase("data"):
-        shared = split.load_shared(experiment.data, request.data_dir)
+        shared = split.prepared(experiment.data, request.data_dir)
     result["split_manifest_hash"] = shared.manifest_hash
     result["split_manifest"] = shared.manifest
 

@@ -64,7 +64,9 @@ class Options:
     seeds: int | None = None
     profile: str = "default"
     device: str = "auto"
-    threads: int = os.cpu_count() or 1
+    # Threads per run and runs at once; None: `concurrency` picks for this machine.
+    threads: int | None = None
+    jobs: int | None = None
     out: pathlib.Path = pathlib.Path("reports")
     data_dir: str | None = None
     overrides: tuple[str, ...] = ()
@@ -84,8 +86,9 @@ def check_options(options: Options) -> None:
         raise UserError("--frameworks is empty: name at least one of torch, keras")
     if options.device not in DEVICES:
         raise UserError(f"unknown device '{options.device}' (choose one of: {', '.join(DEVICES)})")
-    if options.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {options.threads}")
+    for flag, value in (("--threads", options.threads), ("--jobs", options.jobs)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be >= 1, got {value}")
     if options.seeds is not None and options.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {options.seeds}")
     for name, given, known in (
@@ -97,6 +100,43 @@ def check_options(options: Options) -> None:
         for value in given:
             if value not in known:
                 raise UserError(f"unknown {name} '{value}' (choose from: {', '.join(known)})")
+
+
+# A worker's resident memory, at most (TensorFlow with the full split: about 1.5 GiB).
+WORKER_MEMORY_GIB = 3
+
+
+def machine_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def machine_memory_gib() -> float:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def concurrency(options: Options) -> Options:
+    """`options` with `jobs` and `threads` decided.
+
+    Given both, they stand. Otherwise the cores are split: a GPU study runs one job on
+    every core (one device); a CPU study runs one job per core, one thread each, as many
+    as memory allows (PyTorch gained nothing from a second thread here, Keras about 10 %
+    (issue #15), so two one-thread runs do nearly twice the work of one two-thread run).
+    """
+    cores = machine_cores()
+    jobs, threads = options.jobs, options.threads
+    if jobs is None:
+        if options.device == "gpu":
+            jobs = 1
+        elif threads is not None:
+            jobs = max(1, cores // threads)
+        else:
+            jobs = max(1, min(cores, int(machine_memory_gib() // WORKER_MEMORY_GIB)))
+    if threads is None:
+        threads = max(1, cores // jobs)
+    return dataclasses.replace(options, jobs=jobs, threads=threads)
 
 
 def effective_spec(experiment: ExperimentSpec, framework: str, options: Options):

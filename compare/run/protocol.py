@@ -1,8 +1,12 @@
 """What the runner asks of a worker and what every result file holds: declared once.
 
-Stage: run. The runner sends a `RunRequest` as JSON on the worker's stdin; the worker
-answers on stdout with `PROGRESS {epoch record}` after each epoch (after the clock is
-read) and `NOTICE text` for what the user should see, and writes the result file.
+Stage: run. A worker is long-lived: the runner writes one `RunRequest` per line, as
+JSON, to the worker's stdin, and the worker runs them in order. For each it answers on
+stdout with `PROGRESS {epoch record}` after each epoch (after the clock is read) and
+`NOTICE text` for what the user should see, writes the result file, then `DONE
+{"result_path": ...}`. It exits when its stdin closes. Every request a worker receives
+has the same `worker_key` (framework, Keras backend, threads, device, determinism):
+those are fixed once a framework's runtime has started.
 Both the worker's result and the one the runner writes for a worker that died start
 from `result_header`, so a result's identity fields are spelled in one place.
 
@@ -18,7 +22,7 @@ import json
 from compare.spec.identity import Implementation
 
 SCHEMA_VERSION = 1
-PROGRESS, NOTICE = "PROGRESS", "NOTICE"
+PROGRESS, NOTICE, DONE = "PROGRESS", "NOTICE", "DONE"
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 2, 130
 
 
@@ -40,9 +44,22 @@ class RunRequest:
     result_path: str
     # The experiment's deliberate per-framework differences (empty: the same model).
     framework_overrides: dict = dataclasses.field(default_factory=dict)
-    # Set by the runner: the worker dies with it, and measures its own startup.
+    # Set by the runner: the worker dies with it, and measures its own startup (from
+    # the moment the runner sent the request: interpreter start included for a new
+    # worker, next to nothing for one that already ran a run).
     runner_pid: int | None = None
     spawn_time: float | None = None
+    # Where the worker sends its stderr while it runs this request (None: unchanged).
+    log_path: str | None = None
+    # True when the runner guaranteed that no other run of the study ran meanwhile:
+    # the report takes timing only from such runs (`compare.run.executor`).
+    exclusive: bool = True
+    jobs: int = 1
+
+    @property
+    def worker_key(self) -> tuple:
+        """What a worker process is fixed to once its framework has started."""
+        return (self.framework, self.keras_backend, self.threads, self.device, self.deterministic)
 
     @property
     def implementation(self) -> Implementation:
@@ -72,6 +89,10 @@ def result_header(request: RunRequest) -> dict:
         "profile": request.profile,
         "requested_device": request.device,
         "threads": request.threads,
+        # Concurrency: how many runs the study ran at once, and whether this one had
+        # the machine to itself (only such runs' timing is reported).
+        "jobs": request.jobs,
+        "exclusive": request.exclusive,
     }
 
 
@@ -90,4 +111,6 @@ def parse_event(line: str) -> tuple[str, object] | None:
         return kind, json.loads(payload)
     if kind == NOTICE:
         return kind, payload
+    if kind == DONE:
+        return kind, json.loads(payload)
     return None

@@ -1,10 +1,13 @@
-"""The study runner: executes a plan, one worker process per run; resumes, isolates failures.
+"""The study runner: executes a plan on long-lived workers; resumes, isolates failures.
 
-Stage: run. The plan is `compare.run.plan`; what goes to and comes from a worker is
-`compare.run.protocol`; the worker is `compare.run.worker`.
+Stage: run. The plan is `compare.run.plan`; the executor that runs it, `jobs` runs at a
+time on long-lived worker processes, is `compare.run.executor`; what goes to and comes
+from a worker is `compare.run.protocol`; the worker is `compare.run.worker`.
 
-Every (experiment, framework, seed) runs in its own subprocess with the same thread
-count, so one framework's runtime never shares a process with the other. What a study
+Every run gets the same thread count, and a worker process loads one framework only,
+so one framework's runtime never shares a process with the other. With more than one
+job, the first seed of each (experiment, implementation) runs first, alone: those are
+the runs whose timing the report shows (`exclusive` in the result). What a study
 promises (issue #7):
 
 - Every input is checked before the first run starts: the plan (spec values), the
@@ -23,15 +26,13 @@ promises (issue #7):
   experiment, framework and seed keeps the report from counting a seed twice).
 - Workers die with the runner, so a kill -9 leaves no orphan writing later, and the
   next study removes the temporary files a killed writer left behind.
-- Ctrl-C stops the current worker, keeps every finished result and exits 130.
+- Ctrl-C stops every worker, keeps every finished result and exits 130. A worker that
+  dies (kill -9, out of memory) loses only its run in flight, recorded as `failed`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pathlib
-import signal
 import subprocess
 import sys
 import time
@@ -39,9 +40,9 @@ import time
 from compare import files
 from compare.data import fashion_mnist
 from compare.errors import UserError
-from compare.run import environment, protocol
+from compare.run import environment, executor, protocol, timing
 from compare.run.output import prepare_output, remove_stale_temporaries, study_lock
-from compare.run.plan import Options, Run, plan
+from compare.run.plan import Options, Run, concurrency, plan
 from compare.spec.published import published_for
 from compare.spec.schema import StudySpec
 
@@ -63,26 +64,7 @@ def kept_result(run: Run, options: Options) -> dict | None:
     return result if same_identity and result.get("status") in KEPT_STATUSES else None
 
 
-# --- worker processes ---------------------------------------------------------------
-
-
-def _child_env(threads: int, keras_backend: str | None = None) -> dict:
-    env = dict(os.environ)
-    if keras_backend:
-        # Keras reads its backend once, at import: the worker's environment decides it.
-        env["KERAS_BACKEND"] = keras_backend
-    # Same thread count for both frameworks, set before either runtime starts.
-    env["OMP_NUM_THREADS"] = str(threads)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(environment.ROOT), env.get("PYTHONPATH")])
-    )
-    return env
-
-
-def worker_command() -> list[str]:
-    """How a worker starts; it reads its request from stdin."""
-    return [sys.executable, "-m", "compare", "worker", "-"]
+# --- before any run ------------------------------------------------------------------
 
 
 def probe_devices(options: Options) -> None:
@@ -98,10 +80,10 @@ def probe_devices(options: Options) -> None:
 
 def _probe_device(framework: str, keras_backend: str | None, device: str) -> None:
     probe = subprocess.run(
-        [*worker_command()[:-1], "--probe", framework, "--device", device],
+        [*executor.worker_command()[:-1], "--probe", framework, "--device", device],
         capture_output=True,
         text=True,
-        env=_child_env(1, keras_backend),
+        env=executor.child_env(1, keras_backend),
         cwd=environment.ROOT,
     )
     if probe.returncode != 0:
@@ -109,101 +91,17 @@ def _probe_device(framework: str, keras_backend: str | None, device: str) -> Non
         raise UserError(lines[-1].removeprefix("error: "))
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-    process.wait()
-
-
-def _describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        name = signal.Signals(-returncode).name
-        text = f"worker killed by {name}"
-        if -returncode == signal.SIGKILL:
-            text += " (by the system when it ran out of memory, or by a user)"
-        return text
-    return f"worker exited with code {returncode}"
-
-
-def request_for(run: Run, options: Options, path: pathlib.Path) -> protocol.RunRequest:
-    """The request the worker of `run` receives (the runner's pid and the spawn time
-    make it die with the runner and measure its own startup)."""
-    return protocol.RunRequest(
-        experiment=run.experiment.to_dict(),
-        spec_hash=run.experiment.spec_hash(),
-        framework=run.framework,
-        seed=run.seed,
-        mode=run.mode,
-        keras_backend=run.keras_backend,
-        threads=options.threads,
-        device=options.device,
-        deterministic=options.deterministic,
-        profile=options.profile,
-        data_dir=options.data_dir,
-        result_path=str(path),
-        framework_overrides=run.framework_overrides,
-        runner_pid=os.getpid(),
-        spawn_time=time.time(),
-    )
-
-
-def execute_run(run: Run, options: Options, on_event) -> dict:
-    """Run one worker; return its result (writing a `failed` one if the worker died).
-
-    `on_event(kind, payload)` receives the worker's PROGRESS and NOTICE lines.
-    """
-    path, log_path = run.path(options.out), run.log_path(options.out)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    request = request_for(run, options, path)
-    epochs: list[dict] = []  # what the worker reported, kept if it dies
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            worker_command(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-            env=_child_env(options.threads, run.keras_backend),
-            cwd=environment.ROOT,
-        )
-        try:
-            with contextlib.suppress(BrokenPipeError):  # a worker that died at once
-                process.stdin.write(request.to_json())
-                process.stdin.close()
-            for line in process.stdout:
-                event = protocol.parse_event(line)
-                if event is None:
-                    continue
-                kind, payload = event
-                if kind == protocol.PROGRESS:
-                    epochs.append({k: v for k, v in payload.items() if k != "epochs"})
-                on_event(kind, payload)
-            returncode = process.wait()
-        except BaseException:  # Ctrl-C or anything else: never leave the worker running
-            _stop(process)
-            raise
-    log_tail = log_path.read_text(errors="replace").strip().splitlines()[-20:]
-    if returncode == protocol.EXIT_USER_ERROR:
-        raise UserError(
-            log_tail[-1].removeprefix("error: ") if log_tail else "worker refused the run"
-        )
-    if returncode in (protocol.EXIT_INTERRUPTED, -signal.SIGINT):
-        raise KeyboardInterrupt  # the terminal interrupted the worker (and us)
-    if returncode == 0 and path.exists():
-        result = files.read_json(path)
-    else:
-        # The process died without writing (killed, out of memory, crashed hard).
-        failed_epoch = len(epochs) + 1  # the first epoch without a result
-        result = {
-            **protocol.result_header(request),
-            "status": "failed",
-            "reason": f"{_describe_exit(returncode)} after {len(epochs)} finished epochs; "
-            f"log {log_path}: {' | '.join(log_tail[-3:])}",
-            "failed_epoch": failed_epoch,
-            "epochs": epochs,
-        }
-        files.write_json_atomic(path, result)
-    return result
+def timing_runs(runs: list[Run], jobs: int) -> list[Run]:
+    """The runs that get the machine to themselves: with one job, all; with more, the
+    first seed of each (experiment, implementation), whose timing the report shows."""
+    if jobs == 1:
+        return list(runs)
+    first: dict[tuple, Run] = {}
+    for run in runs:
+        key = (run.experiment.name, run.variant)
+        if key not in first or run.seed < first[key].seed:
+            first[key] = run
+    return list(first.values())
 
 
 # --- the study ----------------------------------------------------------------------
@@ -232,6 +130,7 @@ def run_study(study: StudySpec, options: Options) -> int:
     from tqdm import tqdm
 
     started = time.perf_counter()
+    options = concurrency(options)
     runs = plan(study, options)
     prepare_output(options.out)
     with study_lock(options.out):
@@ -241,7 +140,9 @@ def run_study(study: StudySpec, options: Options) -> int:
         write_published(options.out, published_for(study))
         outcomes = {run: kept_result(run, options) for run in runs}
         todo = [run for run in runs if outcomes[run] is None]
-        worker_seconds, notices = 0.0, set()
+        exclusive = timing_runs(todo, options.jobs)
+        shared = [run for run in todo if run not in set(exclusive)]
+        notices: set = set()
         bar = tqdm(
             total=len(runs),
             initial=len(runs) - len(todo),
@@ -250,42 +151,44 @@ def run_study(study: StudySpec, options: Options) -> int:
             dynamic_ncols=True,
             file=sys.stderr,
         )
-        try:
-            for run in todo:
-                bar.set_description(run.label)
 
-                def on_event(kind, payload):
-                    if kind == protocol.NOTICE and payload not in notices:
-                        notices.add(payload)  # once per study, not once per run
-                        bar.write(f"notice: {payload}", file=sys.stderr)
-                    elif kind == protocol.PROGRESS:
-                        # Regression nets and runs without a validation set: the loss.
-                        accuracy, loss = payload.get("val_accuracy"), payload.get("loss")
-                        metric = (
-                            f"val_acc {accuracy:.3f}"
-                            if accuracy is not None
-                            else f"loss {loss:.4g}"
-                            if loss is not None
-                            else "val_acc nan"
-                        )
-                        bar.set_postfix_str(
-                            f"epoch {payload['epoch']}/{payload['epochs']} {metric}"
-                        )
-
-                result = execute_run(run, options, on_event)
-                worker_seconds += (result.get("wall_seconds") or 0.0) + (
-                    result.get("startup_seconds") or 0.0
+        def on_event(run, kind, payload):
+            if kind == protocol.NOTICE and payload not in notices:
+                notices.add(payload)  # once per study, not once per run
+                bar.write(f"notice: {payload}", file=sys.stderr)
+            elif kind == protocol.PROGRESS:
+                # Regression nets and runs without a validation set: the loss.
+                accuracy, loss = payload.get("val_accuracy"), payload.get("train_loss")
+                metric = (
+                    f"val_acc {accuracy:.3f}"
+                    if accuracy is not None
+                    else f"loss {loss:.4g}"
+                    if loss is not None
+                    else "val_acc nan"
                 )
-                outcomes[run] = result
-                bar.update(1)
+                bar.set_description(run.label)
+                bar.set_postfix_str(f"epoch {payload['epoch']}/{payload['epochs']} {metric}")
+
+        def on_result(run, result):
+            outcomes[run] = result
+            bar.update(1)
+
+        local = executor.LocalExecutor(options, options.jobs)
+        try:
+            # Timing runs first, alone; then the rest, `jobs` at a time.
+            local.run(exclusive, on_event, on_result, exclusive=True)
+            local.run(shared, on_event, on_result)
         finally:
+            local.shutdown()
             bar.close()
         wall = time.perf_counter() - started
+        executed = [outcomes[run] for run in todo]
         summary = {
             "study": study.name,
             "profile": options.profile,
             "frameworks": list(options.frameworks),
             "threads": options.threads,
+            "jobs": options.jobs,
             "deterministic": options.deterministic,
             # The report's TOST verdict uses the study's margin (compare.report.equivalence).
             "equivalence_margin": study.equivalence_margin,
@@ -303,15 +206,16 @@ def run_study(study: StudySpec, options: Options) -> int:
                 for r in runs
             ],
             "runs_executed": len(todo),
+            "runs_exclusive": len(exclusive),
             "statuses": {
                 status: sum(r.get("status") == status for r in outcomes.values())
                 for status in ("ok", "diverged", "failed")
             },
             "wall_seconds": wall,
-            "worker_seconds": worker_seconds,
-            # Harness overhead: everything the runner spent outside the workers' own
-            # measured lifetime (spawning, progress bar, writing results).
-            "harness_overhead_seconds": max(wall - worker_seconds, 0.0) if todo else None,
+            # Where the study's time went: training epochs against everything else
+            # (spawn, imports, data, compilation, evaluation, writing), over the
+            # capacity the study held (wall x jobs); None when nothing ran.
+            "overhead": timing.study_overhead(executed, wall, options.jobs) if todo else None,
             "environment": environment.fingerprint(),
         }
         files.write_json_atomic(options.out / "study.json", summary)

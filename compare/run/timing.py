@@ -77,3 +77,37 @@ def time_to_target(epoch_seconds: list[float], val_accuracy: list[float], target
         if accuracy is not None and accuracy >= target:
             return elapsed
     return None
+
+
+def training_seconds(epoch_seconds: list[float]) -> float:
+    """The seconds a run spent training: every epoch, the first one counted at the
+    steady median (its excess over that is tracing/compilation, not training)."""
+    if not epoch_seconds:
+        return 0.0
+    steady = epoch_seconds[1:]
+    first = min(epoch_seconds[0], statistics.median(steady)) if steady else epoch_seconds[0]
+    return first + sum(steady)
+
+
+def epoch_seconds(result: dict) -> list[float]:
+    return [e["epoch_seconds"] for e in result.get("epochs", []) if e.get("epoch_seconds")]
+
+
+def study_overhead(results: list[dict], wall_seconds: float, jobs: int) -> dict:
+    """How much of a study's capacity (wall seconds x jobs) went to training epochs,
+    and how much to everything else: process start, imports, data, compilation,
+    evaluation, writing results, and slots left idle (while a timing run ran alone)."""
+    capacity = wall_seconds * jobs
+    training = sum(training_seconds(epoch_seconds(r)) for r in results)
+    phases: dict[str, float] = {}
+    for result in results:
+        for name, seconds in (result.get("phase_seconds") or {}).items():
+            phases[name] = phases.get(name, 0.0) + seconds
+    return {
+        "capacity_seconds": capacity,
+        "training_seconds": training,
+        "outside_training_seconds": max(capacity - training, 0.0),
+        "outside_training_share": max(capacity - training, 0.0) / capacity if capacity else None,
+        "phase_seconds": phases,
+        "startup_seconds": sum(r.get("startup_seconds") or 0.0 for r in results),
+    }

@@ -1,10 +1,15 @@
-"""One run in its own process: a RunRequest -> one result file.
+"""A long-lived worker process: RunRequests in, one result file per request out.
 
-Stage: run. The runner starts `python -m compare worker -` and writes the request
-(`compare.run.protocol`) as JSON to its stdin, so no request file can be left behind.
-This module imports only the one framework it runs (through `compare.run.contract`),
-pins its threads before the runtime starts, trains with the shared data and the shared
-timing definition (`compare.run.loop`), and writes the result atomically.
+Stage: run. The runner starts `python -m compare worker -` and writes requests
+(`compare.run.protocol`) as JSON lines to its stdin, so no request file can be left
+behind. The worker imports only the one framework it runs (through
+`compare.run.contract`), pins its threads before the runtime starts, and then runs its
+requests in sequence, importing the framework once: each run starts from a clean state
+(the implementation's `configure` reseeds every generator and clears what an earlier
+run left: Keras's session and compiled functions, torch.compile's caches), trains with
+the shared data and the shared timing definition (`compare.run.loop`), and writes its
+result atomically. `tests/test_workers.py` proves a run gives the same bits in a
+reused worker as in a fresh one.
 
 What the worker guarantees, whatever happens to the run:
 - it dies with the runner (a kill -9 of the runner leaves no orphan writing later);
@@ -59,11 +64,14 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)  # the runner died before the signal was armed
 
 
-def execute(request: protocol.RunRequest) -> int:
+def execute(request: protocol.RunRequest, worker_run_index: int = 0) -> int:
     """Run the request and write its result, whatever happens to the run."""
     started = time.time()
     result = {
         **protocol.result_header(request),
+        # 0: this process started for this run (its imports are in its phases); n: the
+        # worker's (n+1)-th run, its framework already imported.
+        "worker_run_index": worker_run_index,
         "network_blocked": network.network_forbidden(),
         "status": "running",
         "stage": "setup",  # setup, training, test: where a failure happened
@@ -93,7 +101,8 @@ def execute(request: protocol.RunRequest) -> int:
             traceback=traceback.format_exc(limit=20),
         )
     result["wall_seconds"] = time.time() - started
-    # Peak resident memory of this run's process (Linux reports KiB), same probe for both.
+    # Peak resident memory of this run's process (Linux reports KiB), same probe for both;
+    # in a reused worker, the peak of every run so far (the kernel keeps one maximum).
     result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     files.write_json_atomic(pathlib.Path(request.result_path), files.finite_or_none(result))
     return 0
@@ -107,17 +116,44 @@ def probe(framework: str, device: str) -> int:
     return 0
 
 
-def main(request_path: str) -> int:
-    """Run the request read from `request_path` ("-": stdin, as the runner sends it)."""
-    text = sys.stdin.read() if request_path == "-" else pathlib.Path(request_path).read_text()
-    request = protocol.RunRequest.from_json(text)
-    if request.runner_pid is not None:
-        die_with_parent(request.runner_pid)
-    network.forbid_network()
-    code = execute(request)
-    if request.runner_pid is not None:
+def _log_to(path: str | None) -> None:
+    """Send this process's stderr (Python's and the libraries' own) to the run's log."""
+    if path is None:
+        return
+    sys.stderr.flush()
+    # Appended: the runner empties the log before it sends the request.
+    handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(handle, 2)
+    os.close(handle)
+
+
+def serve(lines) -> int:
+    """Run each request line in turn (one worker key for all); DONE after each."""
+    key, code, runner_pid = None, 0, None
+    for index, line in enumerate(lines):
+        if not line.strip():
+            continue
+        request = protocol.RunRequest.from_json(line)
+        if key is None:
+            key, runner_pid = request.worker_key, request.runner_pid
+            if runner_pid is not None:
+                die_with_parent(runner_pid)
+            network.forbid_network()
+        elif request.worker_key != key:
+            raise ValueError(f"worker for {key} was sent a request for {request.worker_key}")
+        _log_to(request.log_path)
+        code = execute(request, worker_run_index=index)
+        emit(protocol.DONE, {"result_path": request.result_path})
+    if runner_pid is not None:
         exit_now(code)
     return code
+
+
+def main(request_path: str) -> int:
+    """Run the requests read from `request_path` ("-": stdin, as the runner sends them)."""
+    if request_path == "-":
+        return serve(sys.stdin)
+    return serve(pathlib.Path(request_path).read_text().splitlines())
 
 
 def exit_now(code: int) -> None:

@@ -179,7 +179,8 @@ class StudySpec:
 
     name: str
     experiments: tuple[ExperimentSpec, ...]
-    seeds: int = 3
+    # Enough for the TOST verdict (EQUIVALENCE_MIN_SEEDS), so the default study answers.
+    seeds: int = 5
     # Equivalence margin for the TOST verdict: +-1 percentage point of test accuracy.
     equivalence_margin: float = 0.01
 
