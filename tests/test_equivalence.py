@@ -86,3 +86,39 @@ def test_study_file_margin(tmp_path):
     path.write_text('equivalence_margin = 2\n[[experiment]]\nname = "a"\nbase = "mlp"\n')
     with pytest.raises(UserError, match="equivalence_margin must be in"):
         studies.load_study_file(path)
+
+
+def test_seeds_needed_is_where_the_interval_would_decide():
+    torch_accuracy, keras_accuracy = accuracies(0.850, 0.008), accuracies(0.848, 0.008)
+    needed = equivalence.seeds_needed(torch_accuracy, keras_accuracy, MARGIN)
+    assert needed is not None and needed > 2
+    # At `needed` seeds a side, with these spreads, the 90 % half-width leaves the
+    # observed difference inside the margin; one seed fewer, it does not.
+    variance = np.var(torch_accuracy, ddof=1) + np.var(keras_accuracy, ddof=1)
+    difference = abs(torch_accuracy.mean() - keras_accuracy.mean())
+
+    def half_width(n):
+        return stats.t.ppf(0.95, 2 * n - 2) * np.sqrt(variance / n)
+
+    assert half_width(needed) < MARGIN - difference <= half_width(needed - 1)
+    row = equivalence.verdict("a", torch_accuracy, keras_accuracy, MARGIN)
+    if row["verdict"] == "inconclusive":
+        assert row["seeds_needed"] == needed and f"about {needed} seeds" in row["why"]
+
+
+def test_regression_nets_get_an_agreement_verdict_not_an_accuracy_row():
+    runs = [
+        {"experiment": "two_layer_net", "framework": fw, "seed": 0, "status": "ok",
+         "test_accuracy": None, "regression": {}, "mode": "tuned"}
+        for fw in ("torch", "keras")
+    ]  # fmt: skip
+    assert equivalence.verdicts(runs, MARGIN) == []
+    agreement = [
+        {"experiment": "two_layer_net", "seed": s, "agrees": s != 1, "same_depths": True,
+         "torch_vs_keras": 1e-6}
+        for s in range(3)
+    ]  # fmt: skip
+    (row,) = equivalence.regression_verdicts(agreement)
+    assert row["verdict"] == "disagree" and "[1]" in row["why"]
+    (row,) = equivalence.regression_verdicts([{**a, "agrees": True} for a in agreement])
+    assert row["verdict"] == "agree"

@@ -241,3 +241,29 @@ def catalog_names() -> list[str]:
     from compare.spec import catalog
 
     return list(catalog.MODELS)
+
+
+def test_published_percentile_and_the_logit_relu_spread():
+    from compare.report import ablation
+
+    def run(experiment, seed, accuracy, dead=None):
+        record = {"experiment": experiment, "framework": "torch", "mode": "tuned", "seed": seed,
+                  "status": "ok", "test_accuracy": accuracy, "epochs": []}  # fmt: skip
+        if dead is not None:
+            record["dead_logits_at_init"] = dead
+        return record
+
+    runs = [run("mlp_512", s, 0.60 - 0.05 * d, dead=d) for s, d in enumerate([0, 1, 2, 1, 0])]
+    runs += [run("mlp_512_no_logit_relu", s, 0.70 + 0.001 * s) for s in range(5)]
+    published = {
+        "mlp_512": {"figures": [{"framework": "torch", "metric": "test_accuracy",
+                                 "epoch": None, "value": 0.56, "text": "56 %"}]}
+    }  # fmt: skip
+    (row,) = ablation.published_vs_measured(published, runs).to_dict("records")
+    assert row["published_percentile"] == pytest.approx(60.0)  # 3 of 5 seeds at or below
+    assert (row["measured_min"], row["measured_max"]) == pytest.approx((0.5, 0.6))
+    spread = {r["experiment"]: r for r in ablation.logit_relu_spread(runs).to_dict("records")}
+    assert spread["mlp_512"]["dead_logits"] == [0, 1, 2, 1, 0]
+    assert spread["mlp_512"]["spearman_rho"] == pytest.approx(-1.0)
+    assert spread["mlp_512_no_logit_relu"]["dead_logits"] is None
+    assert spread["mlp_512_no_logit_relu"]["accuracy_std"] < spread["mlp_512"]["accuracy_std"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from compare.report import tables
 
@@ -26,8 +27,10 @@ def _measured(run: dict, metric: str, epoch: int | None):
 
 def published_vs_measured(published: dict, runs: list[dict]) -> pd.DataFrame:
     """One row per published figure: the figure, and the measured mean over seeds with
-    its 95% interval (columns measured_*). "speed" claims get the measured ratio of
-    torch's to keras's steady epoch seconds instead."""
+    its 95% interval (columns measured_*), the seeds' range, and where the published
+    figure falls among the seeds (`published_percentile`: the share of seeds that
+    measured less or the same, in %). "speed" claims get the measured ratio of
+    torch's to keras's steady epoch seconds instead (exclusive runs only)."""
     ok = [r for r in runs if r.get("status") == "ok"]
     rows = []
     for experiment, entry in published.items():
@@ -42,6 +45,9 @@ def published_vs_measured(published: dict, runs: list[dict]) -> pd.DataFrame:
                 "measured_mean": None,
                 "measured_low": None,
                 "measured_high": None,
+                "measured_min": None,
+                "measured_max": None,
+                "published_percentile": None,
             }
             if figure["metric"] == "speed":
                 row.update(_speed_ratio(mine))
@@ -55,8 +61,17 @@ def published_vs_measured(published: dict, runs: list[dict]) -> pd.DataFrame:
                 if values:
                     mean, low, high = tables.mean_ci(values)
                     row.update(
-                        seeds=len(values), measured_mean=mean, measured_low=low, measured_high=high
+                        seeds=len(values),
+                        measured_mean=mean,
+                        measured_low=low,
+                        measured_high=high,
+                        measured_min=min(values),
+                        measured_max=max(values),
                     )
+                    if isinstance(figure.get("value"), int | float):
+                        row["published_percentile"] = float(
+                            stats.percentileofscore(values, figure["value"], kind="weak")
+                        )
             rows.append(row)
     # object dtype: epochs stay integers (or None) rather than becoming floats.
     return pd.DataFrame(rows, dtype=object)
@@ -68,7 +83,7 @@ def _speed_ratio(runs: list[dict]) -> dict:
         framework: [
             (r.get("timing") or {}).get("steady_epoch_seconds")
             for r in runs
-            if r["framework"] == framework
+            if r["framework"] == framework and r.get("exclusive", True)
         ]
         for framework in ("torch", "keras")
     }
@@ -123,3 +138,52 @@ def ladder(rungs: list[tuple[str, str | None]], runs: list[dict]) -> pd.DataFram
         first = frame[gap].iloc[0]
         frame[f"{gap}_closed_share"] = closed / first if first else np.nan
     return frame
+
+
+def logit_relu_spread(runs: list[dict]) -> pd.DataFrame:
+    """What drives the seed-to-seed spread of a model with a ReLU on its logits: per
+    (experiment, implementation), each seed's dead logits at the start and at the end
+    of training (a class whose logit is zero on every training image) against its test
+    accuracy, with Spearman's rank correlation for each; and the spread (std over seeds)
+    of every experiment of the same name family, so the same model without that ReLU
+    shows whether the spread goes."""
+    ok = [r for r in runs if r.get("status") == "ok" and r.get("test_accuracy") is not None]
+    with_relu = {r["experiment"] for r in ok if "dead_logits_at_init" in r}
+    family = {r["experiment"] for r in ok if any(r["experiment"].startswith(e) for e in with_relu)}
+    rows = []
+    for experiment in sorted(family):
+        for impl in sorted({tables.implementation(r) for r in ok if r["experiment"] == experiment}):
+            mine = sorted(
+                (
+                    r
+                    for r in ok
+                    if r["experiment"] == experiment and tables.implementation(r) == impl
+                ),
+                key=lambda r: r["seed"],
+            )
+            accuracy = [r["test_accuracy"] for r in mine]
+            dead = [r.get("dead_logits_at_init") for r in mine]
+            dead_end = [r.get("dead_logits_at_end") for r in mine]
+            row = {
+                "experiment": experiment,
+                "implementation": impl,
+                "seeds": len(mine),
+                "accuracy_std": float(np.std(accuracy, ddof=1)) if len(mine) > 1 else None,
+                "accuracy_min": min(accuracy),
+                "accuracy_max": max(accuracy),
+                "dead_logits": dead if experiment in with_relu else None,
+                "dead_logits_at_end": dead_end if experiment in with_relu else None,
+                "spearman_rho": None,
+                "spearman_p": None,
+                "spearman_rho_end": None,
+                "spearman_p_end": None,
+            }
+            for counts, suffix in ((dead, ""), (dead_end, "_end")):
+                # Runs from before a count was recorded have none: left out of the test.
+                pairs = [(d, a) for d, a in zip(counts, accuracy, strict=True) if d is not None]
+                if experiment in with_relu and len({d for d, _ in pairs}) > 1:
+                    rho, p_value = stats.spearmanr(*zip(*pairs, strict=True))
+                    row[f"spearman_rho{suffix}"] = float(rho)
+                    row[f"spearman_p{suffix}"] = float(p_value)
+            rows.append(row)
+    return pd.DataFrame(rows, dtype=object)

@@ -254,6 +254,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "published": _records(ablation.published_vs_measured(published, runs)),
         # The ladder only means something with more than its last rung (plain mlp).
         "ladder": ladder if len(ladder) > 1 else [],
+        "spread": _records(ablation.logit_relu_spread(runs)),
         "regression": agreement,
         "regression_rtol": ParitySpec().regression_loss_rtol,
         "run_count": len(runs),

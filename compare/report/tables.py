@@ -116,9 +116,7 @@ def _median(series: pd.Series) -> float:
 # The rule the report's timing follows, shown with the figures.
 TIMING_RULE = (
     "Timing is taken only from runs that had the machine to themselves (the runner ran "
-    "them while no other run of the study ran: `exclusive` in the result); peak memory "
-    "only from runs that started their worker process (a reused worker's peak includes "
-    "its earlier runs)."
+    "them while no other run of the study ran: `exclusive` in the result)."
 )
 
 
@@ -136,7 +134,6 @@ def summary_frame(runs: pd.DataFrame, order: list[str] | None = None) -> pd.Data
     for (experiment, impl), group in ok.groupby(["experiment", "implementation"], sort=False):
         accuracy, low, high = mean_ci(group["test_accuracy"])
         alone = timed(group)
-        first_in_worker = group[group["worker_run_index"].fillna(0) == 0]
         rows.append(
             {
                 "experiment": experiment,
@@ -158,7 +155,7 @@ def summary_frame(runs: pd.DataFrame, order: list[str] | None = None) -> pd.Data
                 "time_to_target_seconds": _median(alone["time_to_target_seconds"]),
                 "time_to_target_reached": int(alone["time_to_target_seconds"].notna().sum()),
                 "parameter_count": int(group["parameter_count"].iloc[0]),
-                "peak_memory_mb": _median(first_in_worker["peak_memory_mb"]),
+                "peak_memory_mb": _median(group["peak_memory_mb"]),
             }
         )
     frame = pd.DataFrame(rows)

@@ -22,6 +22,7 @@ What the worker guarantees, whatever happens to the run:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -64,8 +65,29 @@ def die_with_parent(parent_pid: int) -> None:
         os._exit(1)  # the runner died before the signal was armed
 
 
+def reset_peak_memory() -> None:
+    """Start a new peak-memory window for this process (Linux: "5" to clear_refs
+    resets VmHWM), so a reused worker reports each run's own peak."""
+    # Not Linux: peak_memory_mb falls back to the process's lifetime peak.
+    with contextlib.suppress(OSError):
+        pathlib.Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process since `reset_peak_memory` (the framework's
+    own footprint included), same probe for both frameworks."""
+    try:
+        for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
 def execute(request: protocol.RunRequest, worker_run_index: int = 0) -> int:
     """Run the request and write its result, whatever happens to the run."""
+    reset_peak_memory()
     started = time.time()
     result = {
         **protocol.result_header(request),
@@ -101,9 +123,7 @@ def execute(request: protocol.RunRequest, worker_run_index: int = 0) -> int:
             traceback=traceback.format_exc(limit=20),
         )
     result["wall_seconds"] = time.time() - started
-    # Peak resident memory of this run's process (Linux reports KiB), same probe for both;
-    # in a reused worker, the peak of every run so far (the kernel keeps one maximum).
-    result["peak_memory_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_memory_mb"] = peak_memory_mb()
     files.write_json_atomic(pathlib.Path(request.result_path), files.finite_or_none(result))
     return 0
 
