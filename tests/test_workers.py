@@ -46,24 +46,20 @@ def study_args(framework: str, seeds: int, jobs: int) -> list[str]:
 
 @pytest.mark.parametrize("framework", ["torch", "keras"])
 def test_a_run_has_the_same_bits_fresh_reused_or_concurrent(tmp_path, framework):
-    # One job: every run of the framework in one worker, one after the other (mlp's
-    # seeds run after mlp_dropout's, in a worker that trained with dropout before).
-    reused = tmp_path / "reused"
-    done = run_cli("run", *study_args(framework, 2, jobs=1), "--out", str(reused))
+    # Two jobs: the first seed of each model runs alone, both in one worker (the second
+    # one reused, after a run of another model); then the second seeds run at once, one
+    # in that worker again (its third run), one in a new worker.
+    study = tmp_path / "study"
+    done = run_cli("run", *study_args(framework, 2, jobs=2), "--out", str(study))
     assert done.returncode == 0, done.stderr
-    reused_runs = result_files(reused)
-    assert max(r["worker_run_index"] for r in reused_runs.values()) == 3
+    ran = result_files(study)
+    assert {r["exclusive"] for r in ran.values()} == {True, False}
+    assert max(r["worker_run_index"] for r in ran.values()) == 2
+    assert {r["jobs"] for r in ran.values()} == {2}
 
-    # Two jobs: two workers, runs overlapping (the first seed of each model alone).
-    concurrent = tmp_path / "concurrent"
-    done = run_cli("run", *study_args(framework, 2, jobs=2), "--out", str(concurrent))
-    assert done.returncode == 0, done.stderr
-    concurrent_runs = result_files(concurrent)
-    assert {r["exclusive"] for r in concurrent_runs.values()} == {True, False}
-
-    # A fresh process for each run.
+    # The same runs, each in a fresh process.
     options = plan.Options(out=tmp_path / "fresh", threads=1, jobs=1, deterministic=True)
-    fresh_runs = {}
+    fresh = {}
     for name in MODELS:
         experiment = apply_overrides(catalog.MODELS[name], TINY)
         for seed in (0, 1):
@@ -71,13 +67,12 @@ def test_a_run_has_the_same_bits_fresh_reused_or_concurrent(tmp_path, framework)
             result, worker = executor.execute_run(run, options, lambda kind, payload: None)
             worker.close()
             assert result["worker_run_index"] == 0, result.get("reason")
-            fresh_runs[f"{name}/{run.variant}-seed{seed}"] = result
+            fresh[f"{name}/{run.variant}-seed{seed}"] = result
 
-    assert set(reused_runs) == set(concurrent_runs) == set(fresh_runs)
-    for name, fresh in fresh_runs.items():
-        assert fresh["status"] == "ok"
-        assert outcome(reused_runs[name]) == outcome(fresh), name
-        assert outcome(concurrent_runs[name]) == outcome(fresh), name
+    assert set(ran) == set(fresh)
+    for name, expected in fresh.items():
+        assert expected["status"] == "ok"
+        assert outcome(ran[name]) == outcome(expected), name
 
 
 # Long enough (a few seconds a run) that seed 1 is still training when it is killed.
