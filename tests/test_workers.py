@@ -1,7 +1,8 @@
 """Long-lived workers and `--jobs` (issue #15): same bits however a run is executed, and a
 killed worker loses only its run in flight.
 
-Studies here train tiny subsets for one epoch, one thread per worker, `--deterministic`.
+Studies here use the quick profile on tiny subsets for one epoch, one thread per worker,
+`--deterministic`.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ from test_reliability import (
 )
 
 from compare.run import executor, plan
-from compare.spec import catalog
-from compare.spec.parse import apply_overrides
+from compare.spec import studies
 
 # mlp_dropout draws from the framework's generator every step: a worker that carried
 # generator state from one run into the next would change its bits.
@@ -40,7 +40,7 @@ def study_args(framework: str, seeds: int, jobs: int) -> list[str]:
     return [
         *("--models", ",".join(MODELS), "--frameworks", framework, "--seeds", str(seeds)),
         *("--threads", "1", "--jobs", str(jobs), "--deterministic", "--no-progress"),
-        *TINY_ARGS,
+        *("--profile", "quick", *TINY_ARGS),
     ]
 
 
@@ -57,17 +57,23 @@ def test_a_run_has_the_same_bits_fresh_reused_or_concurrent(tmp_path, framework)
     assert max(r["worker_run_index"] for r in ran.values()) == 2
     assert {r["jobs"] for r in ran.values()} == {2}
 
-    # The same runs, each in a fresh process.
-    options = plan.Options(out=tmp_path / "fresh", threads=1, jobs=1, deterministic=True)
+    # The same runs (as the runner plans them), each in a fresh process.
+    options = plan.Options(
+        frameworks=(framework,),
+        seeds=2,
+        profile="quick",
+        overrides=tuple(TINY),
+        out=tmp_path / "fresh",
+        threads=1,
+        jobs=1,
+        deterministic=True,
+    )
     fresh = {}
-    for name in MODELS:
-        experiment = apply_overrides(catalog.MODELS[name], TINY)
-        for seed in (0, 1):
-            run = plan.Run(experiment, framework, seed)
-            result, worker = executor.execute_run(run, options, lambda kind, payload: None)
-            worker.close()
-            assert result["worker_run_index"] == 0, result.get("reason")
-            fresh[f"{name}/{run.variant}-seed{seed}"] = result
+    for run in plan.plan(studies.select_models(studies.builtin_study("default"), MODELS), options):
+        result, worker = executor.execute_run(run, options, lambda kind, payload: None)
+        worker.close()
+        assert result["worker_run_index"] == 0, result.get("reason")
+        fresh[f"{run.experiment.name}/{run.variant}-seed{run.seed}"] = result
 
     assert set(ran) == set(fresh)
     for name, expected in fresh.items():
