@@ -146,6 +146,7 @@ def _full_study_results(template_dir: pathlib.Path, out: pathlib.Path) -> None:
     import numpy as np
 
     from compare.spec import catalog
+    from compare.spec.identity import Implementation
 
     template = json.loads((template_dir / "runs" / "mlp" / "torch-seed0.json").read_text())
     rng = np.random.default_rng(0)
@@ -180,7 +181,7 @@ def _full_study_results(template_dir: pathlib.Path, out: pathlib.Path) -> None:
                         run.pop(key, None)
                 else:
                     run["test_accuracy"] = 0.85 + 0.004 * rng.standard_normal()
-                variant = framework if backend in (None, "tensorflow") else f"keras_{backend}"
+                variant = Implementation(framework, backend, "tuned").name
                 results.run_path(out, name, variant, seed).parent.mkdir(parents=True, exist_ok=True)
                 files.write_json_atomic(results.run_path(out, name, variant, seed), run)
     words = "a long default described in words, as the parity check reads it " * 2

@@ -83,7 +83,7 @@ def _speed_ratio(runs: list[dict]) -> dict:
         framework: [
             (r.get("timing") or {}).get("steady_epoch_seconds")
             for r in runs
-            if r["framework"] == framework and r.get("exclusive", True)
+            if r["framework"] == framework and tables.is_timed(r)
         ]
         for framework in ("torch", "keras")
     }

@@ -120,10 +120,16 @@ TIMING_RULE = (
 )
 
 
+def is_timed(run: dict) -> bool:
+    """Whether a run's timing may be reported (`TIMING_RULE`); results from before #15
+    ran one at a time: they count as exclusive."""
+    value = run.get("exclusive")
+    return True if value is None or pd.isna(value) else bool(value)
+
+
 def timed(group: pd.DataFrame) -> pd.DataFrame:
-    """The runs of `group` whose timing may be reported (results from before #15 ran
-    one at a time: they count as exclusive)."""
-    return group[group["exclusive"].fillna(True).astype(bool)]
+    """The rows of `group` (a runs or epochs frame) whose timing may be reported."""
+    return group[[is_timed({"exclusive": value}) for value in group["exclusive"]]]
 
 
 def summary_frame(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:

@@ -205,9 +205,9 @@ class LocalExecutor:
     worker is closed (`shutdown`).
     """
 
-    def __init__(self, options: Options, jobs: int):
-        self.options, self.jobs = options, jobs
-        self.workers: list[Worker | None] = [None] * jobs
+    def __init__(self, options: Options):
+        self.options, self.jobs = options, options.jobs
+        self.workers: list[Worker | None] = [None] * self.jobs
         self.condition = threading.Condition()
         self.queue: list[Run] = []
         self.allowed = 0  # slots that may take runs from the queue now
@@ -219,7 +219,7 @@ class LocalExecutor:
         self.on_event: OnEvent = lambda run, kind, payload: None
         self.on_result: Callable[[Run, dict], None] = lambda run, result: None
         self.threads = [
-            threading.Thread(target=self._slot, args=(i,), daemon=True) for i in range(jobs)
+            threading.Thread(target=self._slot, args=(i,), daemon=True) for i in range(self.jobs)
         ]
         for thread in self.threads:
             thread.start()
@@ -310,4 +310,6 @@ class LocalExecutor:
 
 
 def _key(run: Run, options: Options) -> tuple:
-    return request_for(run, options).worker_key
+    return protocol.worker_key(
+        run.framework, run.keras_backend, options.threads, options.device, options.deterministic
+    )

@@ -102,14 +102,19 @@ def train_classifier(impl, experiment, request, phases, result, emit) -> None:
         model = impl.build_model(experiment.model)
         trainer = impl.Trainer(model, train_spec, mode, device=result["device"])
     result["parameter_count"] = impl.count_parameters(model)
+
+    def dead_logits() -> int:
+        """Classes whose logit is zero (or less) on every training image."""
+        logits = impl.predict(model, shared.x_train, train_spec.eval_batch_size)
+        return int((logits.max(axis=0) <= 0).sum())
+
     if experiment.model.output_activation == "relu":
         # A ReLU on the logits (mlp_512, as documented): a class whose logit is zero on
         # every training image gets no gradient through it from then on. How many are
         # dead at the start and at the end shows what drives such a model's seed-to-seed
         # spread (the report).
         with phases.phase("diagnostics"):
-            logits = impl.predict(model, shared.x_train, train_spec.eval_batch_size)
-        result["dead_logits_at_init"] = int((logits.max(axis=0) <= 0).sum())
+            result["dead_logits_at_init"] = dead_logits()
 
     def score(x, y):
         """(loss, accuracy) of the model on (x, y); (None, None) for an empty set."""
@@ -143,8 +148,7 @@ def train_classifier(impl, experiment, request, phases, result, emit) -> None:
     epoch_seconds = train_epochs(train_spec.epochs, epoch_of, after_epoch, phases, result, emit)
     if "dead_logits_at_init" in result:
         with phases.phase("diagnostics"):
-            logits = impl.predict(model, shared.x_train, train_spec.eval_batch_size)
-        result["dead_logits_at_end"] = int((logits.max(axis=0) <= 0).sum())
+            result["dead_logits_at_end"] = dead_logits()
     result["stage"] = "test"
     with phases.phase("evaluation"):
         test_logits = impl.predict(model, shared.x_test, train_spec.eval_batch_size)

@@ -58,8 +58,9 @@ class RunRequest:
 
     @property
     def worker_key(self) -> tuple:
-        """What a worker process is fixed to once its framework has started."""
-        return (self.framework, self.keras_backend, self.threads, self.device, self.deterministic)
+        return worker_key(
+            self.framework, self.keras_backend, self.threads, self.device, self.deterministic
+        )
 
     @property
     def implementation(self) -> Implementation:
@@ -71,6 +72,11 @@ class RunRequest:
     @classmethod
     def from_json(cls, text: str) -> RunRequest:
         return cls(**json.loads(text))
+
+
+def worker_key(framework, keras_backend, threads, device, deterministic) -> tuple:
+    """What a worker process is fixed to once its framework has started."""
+    return (framework, keras_backend, threads, device, deterministic)
 
 
 def result_header(request: RunRequest) -> dict:

@@ -173,7 +173,7 @@ def run_study(study: StudySpec, options: Options) -> int:
             outcomes[run] = result
             bar.update(1)
 
-        local = executor.LocalExecutor(options, options.jobs)
+        local = executor.LocalExecutor(options)
         try:
             # Timing runs first, alone; then the rest, `jobs` at a time.
             local.run(exclusive, on_event, on_result, exclusive=True)

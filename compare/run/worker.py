@@ -149,10 +149,11 @@ def _log_to(path: str | None) -> None:
 
 def serve(lines) -> int:
     """Run each request line in turn (one worker key for all); DONE after each."""
-    key, code, runner_pid = None, 0, None
-    for index, line in enumerate(lines):
+    key, code, runner_pid, index = None, 0, None, -1
+    for line in lines:
         if not line.strip():
             continue
+        index += 1
         request = protocol.RunRequest.from_json(line)
         if key is None:
             key, runner_pid = request.worker_key, request.runner_pid
