@@ -268,3 +268,18 @@ def test_published_percentile_and_the_logit_relu_spread():
     assert spread["mlp_512"]["spearman_rho"] == pytest.approx(-1.0)
     assert spread["mlp_512_no_logit_relu"]["dead_logits"] is None
     assert spread["mlp_512_no_logit_relu"]["accuracy_std"] < spread["mlp_512"]["accuracy_std"]
+
+
+def test_epoch_time_chart_takes_only_runs_that_ran_alone(quick_study, monkeypatch):
+    runs = results.load_runs(quick_study)
+    for run in runs:
+        run["exclusive"] = run["seed"] == 0  # seed 1 overlapped another run
+    plotted = []
+    monkeypatch.setattr(
+        report.figures, "epoch_times", lambda frame: plotted.append(frame) or b"png"
+    )
+    from compare.report import tables
+
+    report.model_section("mlp", runs, tables.epochs_frame(runs), None)
+    (frame,) = plotted
+    assert set(frame["seed"]) == {0} and set(frame["implementation"]) == {"torch", "keras"}

@@ -63,12 +63,14 @@ def model_section(name: str, runs: list[dict], epochs: pd.DataFrame, parity) -> 
         "per_class": None,
         "parity": (parity or {}).get("models", {}).get(_parity_entry(name)),
     }
+    # Epoch times only from runs that had the machine to themselves (tables.TIMING_RULE).
+    mine_timed = tables.timed(mine)
     if not mine.empty and any("regression" in r for r in ok):
         section["curves"] = _data_uri(figures.loss_per_step(mine))
-        section["epoch_times"] = _data_uri(figures.epoch_times(mine))
     elif not mine.empty:
         section["curves"] = _data_uri(figures.curves(mine))
-        section["epoch_times"] = _data_uri(figures.epoch_times(mine))
+    if not mine_timed.empty:
+        section["epoch_times"] = _data_uri(figures.epoch_times(mine_timed))
     with_predictions = {k: v for k, v in by_impl.items() if all("test_predictions" in r for r in v)}
     if with_predictions:
         matrices = {impl: tables.confusion(rs) for impl, rs in sorted(with_predictions.items())}

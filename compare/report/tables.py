@@ -56,6 +56,7 @@ EPOCH_KEYS = [
     "status",
     "spec_hash",
     "split_manifest_hash",
+    "exclusive",
 ]
 
 
