@@ -104,6 +104,17 @@ def build_parser() -> Parser:
         help="Keras backends to run: tensorflow,jax,torch",
     )
 
+    run.add_argument(
+        "--executor",
+        default=run_defaults.executor,
+        help="local (this machine's workers) | ray (a Ray cluster; see README)",
+    )
+    run.add_argument(
+        "--ray-address",
+        default=run_defaults.ray_address,
+        help="the Ray cluster (host:port); default RAY_ADDRESS, else a local Ray instance",
+    )
+
     bench = commands.add_parser("bench", help="benchmark the headline MLP (modes, threads)")
     bench.add_argument("--out", type=pathlib.Path, default=bench_defaults.out)
     bench.add_argument("--repeats", type=_positive_int, default=bench_defaults.repeats)
@@ -164,6 +175,8 @@ def _options(args):
         deterministic=args.deterministic,
         modes=tuple(args.modes),
         keras_backends=tuple(args.keras_backends),
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
 
 
@@ -172,9 +185,13 @@ def cmd_run(args) -> int:
     from compare.run import runner
     from compare.spec import studies
 
-    network.forbid_network()  # a run never needs the network
+    options = _options(args)
+    # A run never needs the network: its worker refuses it. The driver of a Ray study
+    # must reach its cluster, so only a local study's driver refuses it too.
+    if options.executor == "local":
+        network.forbid_network()
     study = studies.select_models(studies.study_for(args.study, args.faithful), args.models)
-    return runner.run_study(study, _options(args))
+    return runner.run_study(study, options)
 
 
 def cmd_bench(args) -> int:

@@ -67,3 +67,16 @@ def quick_study(tmp_path_factory) -> pathlib.Path:
     result = run_cli(*QUICK_MLP, "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One two-node Ray cluster on this machine (one CPU each, both study nodes), for
+    the whole test session: starting one costs about 6 s. Yields its address."""
+    from compare.run import local_cluster
+
+    cluster = local_cluster.start(nodes=2, cpus=1)
+    try:
+        yield cluster.address
+    finally:
+        cluster.shutdown()

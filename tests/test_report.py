@@ -283,3 +283,41 @@ def test_epoch_time_chart_takes_only_runs_that_ran_alone(quick_study, monkeypatc
     report.model_section("mlp", runs, tables.epochs_frame(runs), None)
     (frame,) = plotted
     assert set(frame["seed"]) == {0} and set(frame["implementation"]) == {"torch", "keras"}
+
+
+def test_timing_comes_from_one_kind_of_node_and_each_kind_is_listed_apart(quick_study, tmp_path):
+    # As a Ray study on mixed hardware writes them: seed 0 of each side on a fast node
+    # kind, seed 1 on another; all runs exclusive.
+    out = tmp_path / "out"
+    shutil.copytree(quick_study, out)
+    for path in (out / "runs").glob("*/*.json"):
+        run = files.read_json(path)
+        fast = run["seed"] == 0
+        run["exclusive"] = True
+        run["node"] = {
+            "hostname": "a1" if fast else "b1",
+            "cpu_model": "Fast CPU" if fast else "Slow CPU",
+            "cpu_count": 64 if fast else 2,
+        }
+        run["timing"]["steady_epoch_seconds"] = 1.0 if fast else 9.0
+        files.write_json_atomic(path, run)
+    from compare.report import tables
+
+    runs = results.load_runs(out)
+    rows = tables.runs_frame(runs)
+    # A tie (one timed run per kind and side): the first by name.
+    assert tables.reference_node_type(rows) == "Fast CPU, 64 cores"
+    summary = tables.summary_frame(rows)
+    assert set(summary["steady_epoch_seconds"]) == {1.0} and set(summary["timed_runs"]) == {1}
+    by_node = tables.timing_by_node(rows)
+    assert set(by_node["node_type"]) == {"Fast CPU, 64 cores", "Slow CPU, 2 cores"}
+    assert set(by_node["hosts"]) == {"a1", "b1"}
+    assert len(by_node) == 4  # two kinds x two implementations, never pooled
+
+    report.write_report(out)
+    html = (out / "index.html").read_text()
+    assert 'id="timing-by-node-table"' in html
+    assert "the epoch times here are from\n<b>Fast CPU, 64 cores</b> only" in html
+
+    # One kind of node: no such table, and the overview's rule is the same.
+    assert tables.timing_by_node(tables.runs_frame(results.load_runs(quick_study))).empty

@@ -48,7 +48,9 @@ def _records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
-def model_section(name: str, runs: list[dict], epochs: pd.DataFrame, parity) -> dict:
+def model_section(
+    name: str, runs: list[dict], epochs: pd.DataFrame, parity, node: str | None = None
+) -> dict:
     ok = [r for r in runs if r.get("status") == "ok"]
     by_impl: dict[str, list[dict]] = {}
     for run in ok:
@@ -64,7 +66,7 @@ def model_section(name: str, runs: list[dict], epochs: pd.DataFrame, parity) -> 
         "parity": (parity or {}).get("models", {}).get(_parity_entry(name)),
     }
     # Epoch times only from runs that had the machine to themselves (tables.TIMING_RULE).
-    mine_timed = tables.timed(mine)
+    mine_timed = tables.timed(mine, node)
     if not mine.empty and any("regression" in r for r in ok):
         section["curves"] = _data_uri(figures.loss_per_step(mine))
     elif not mine.empty:
@@ -211,7 +213,9 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     order = tables.experiment_order(
         run_rows["experiment"].unique(), [p["experiment"] for p in planned]
     )
-    summary = tables.summary_frame(run_rows, order)
+    # Timing comes from one kind of node only (tables.TIMING_RULE).
+    node = tables.reference_node_type(run_rows)
+    summary = tables.summary_frame(run_rows, order, node)
     overview = overview_rows(summary, equivalence, parity)
     agreement = report_regression.agreement(runs)
     parity_models = (parity or {}).get("models", {})
@@ -224,7 +228,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     board.sort(key=lambda row: order.index(row["experiment"]) if row["experiment"] in order else 0)
     forest_rows = [row for row in board if row.get("difference") is not None]
     models = [
-        model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity)
+        model_section(name, [r for r in runs if r["experiment"] == name], epoch_rows, parity, node)
         for name in order
     ]
     published = (_optional_json(out / "published.json") or {}).get("experiments", {})
@@ -251,6 +255,8 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "board": board,
         "forest": _data_uri(figures.forest(forest_rows, margin)) if forest_rows else None,
         "timing_rule": tables.TIMING_RULE,
+        "timing_node": node,
+        "timing_by_node": _records(tables.timing_by_node(run_rows)),
         "parity": parity,
         "equivalence": equivalence,
         "published": _records(ablation.published_vs_measured(published, runs)),

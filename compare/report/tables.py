@@ -46,6 +46,8 @@ RUN_COLUMNS = [
     "wall_seconds",
     "exclusive",
     "worker_run_index",
+    "node_type",
+    "hostname",
 ]
 EPOCH_COLUMNS = ["epoch", "train_loss", "val_loss", "val_accuracy", "epoch_seconds"]
 EPOCH_KEYS = [
@@ -57,6 +59,7 @@ EPOCH_KEYS = [
     "spec_hash",
     "split_manifest_hash",
     "exclusive",
+    "node_type",
 ]
 
 
@@ -65,8 +68,19 @@ def implementation(run: dict) -> str:
     return Implementation.of(run).name
 
 
+def node_type(run: dict) -> str:
+    """The kind of machine a run ran on: CPU model, cores and GPU (`node` in the result;
+    results from before #16: their environment). Timing is compared within one kind."""
+    node = run.get("node") or run.get("environment") or {}
+    text = f"{node.get('cpu_model') or 'unknown CPU'}, {node.get('cpu_count') or '?'} cores"
+    gpu = run.get("gpu")
+    return f"{text}, {gpu.get('name') or 'unknown GPU'}" if gpu else text
+
+
 def _run_row(run: dict) -> dict:
     row = {key: run.get(key) for key in RUN_COLUMNS}
+    row["node_type"] = node_type(run)
+    row["hostname"] = (run.get("node") or run.get("environment") or {}).get("hostname")
     row.update({k: v for k, v in (run.get("timing") or {}).items() if k in RUN_COLUMNS})
     row["implementation"] = implementation(run)
     row["keras_backend"] = run.get("keras_backend") or (run.get("runtime") or {}).get(
@@ -85,6 +99,7 @@ def epochs_frame(runs: list[dict]) -> pd.DataFrame:
     for run in runs:
         head = {key: run.get(key) for key in EPOCH_KEYS}
         head["implementation"] = implementation(run)
+        head["node_type"] = node_type(run)
         for epoch in run.get("epochs", []):
             rows.append({**head, **{key: epoch.get(key) for key in EPOCH_COLUMNS}})
     return pd.DataFrame(rows, columns=EPOCH_KEYS + EPOCH_COLUMNS)
@@ -117,8 +132,20 @@ def _median(series: pd.Series) -> float:
 # The rule the report's timing follows, shown with the figures.
 TIMING_RULE = (
     "Timing is taken only from runs that had the machine to themselves (the runner ran "
-    "them while no other run of the study ran: `exclusive` in the result)."
+    "them while no other run of the study ran on their node: `exclusive` in the result), "
+    "and only from one kind of node (CPU model, cores, GPU): epoch times measured on "
+    "different hardware are never compared."
 )
+
+
+def reference_node_type(runs: pd.DataFrame) -> str | None:
+    """The node type the report's timing comes from: the one with the most timed ok runs
+    (ties: the first by name); None when no run may be timed."""
+    ok = runs[runs["status"] == "ok"]
+    counts = timed(ok)["node_type"].value_counts()
+    if counts.empty:
+        return None
+    return sorted(counts.index, key=lambda name: (-counts[name], name))[0]
 
 
 def is_timed(run: dict) -> bool:
@@ -128,19 +155,26 @@ def is_timed(run: dict) -> bool:
     return True if value is None or pd.isna(value) else bool(value)
 
 
-def timed(group: pd.DataFrame) -> pd.DataFrame:
-    """The rows of `group` (a runs or epochs frame) whose timing may be reported."""
-    return group[[is_timed({"exclusive": value}) for value in group["exclusive"]]]
+def timed(group: pd.DataFrame, node: str | None = None) -> pd.DataFrame:
+    """The rows of `group` (a runs or epochs frame) whose timing may be reported: the
+    exclusive ones, and with `node`, only those of that node type."""
+    keep = [is_timed({"exclusive": value}) for value in group["exclusive"]]
+    if node is not None:
+        keep = [k and t == node for k, t in zip(keep, group["node_type"], strict=True)]
+    return group[keep]
 
 
-def summary_frame(runs: pd.DataFrame, order: list[str] | None = None) -> pd.DataFrame:
+def summary_frame(
+    runs: pd.DataFrame, order: list[str] | None = None, node: str | None = None
+) -> pd.DataFrame:
     """Per (experiment, implementation) over successful seeds, headline first; timing
-    over the exclusive runs only (`TIMING_RULE`)."""
+    over the exclusive runs of node type `node` (None: the reference) only (`TIMING_RULE`)."""
     ok = runs[runs["status"] == "ok"]
+    node = node or reference_node_type(runs)
     rows = []
     for (experiment, impl), group in ok.groupby(["experiment", "implementation"], sort=False):
         accuracy, low, high = mean_ci(group["test_accuracy"])
-        alone = timed(group)
+        alone = timed(group, node)
         rows.append(
             {
                 "experiment": experiment,
@@ -174,6 +208,24 @@ def summary_frame(runs: pd.DataFrame, order: list[str] | None = None) -> pd.Data
     frame["_impl"] = frame["framework"] != "torch"
     frame = frame.sort_values(["_rank", "_impl", "implementation"], kind="stable")
     return frame.drop(columns=["_rank", "_impl"]).reset_index(drop=True)
+
+
+def timing_by_node(runs: pd.DataFrame) -> pd.DataFrame:
+    """Median epoch times per (experiment, implementation, node type), over the timed
+    ok runs: what a study on mixed hardware measured on each kind of node. Empty when
+    every timed run ran on one kind."""
+    alone = timed(runs[runs["status"] == "ok"])
+    if alone["node_type"].nunique() < 2:
+        return pd.DataFrame()
+    keys = ["experiment", "implementation", "node_type"]
+    frame = alone.groupby(keys, sort=False).agg(
+        timed_runs=("seed", "size"),
+        hosts=("hostname", lambda names: ", ".join(sorted({n for n in names if n}))),
+        first_epoch_seconds=("first_epoch_seconds", _median),
+        steady_epoch_seconds=("steady_epoch_seconds", _median),
+        samples_per_second=("samples_per_second", _median),
+    )
+    return frame.reset_index().sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def confusion(runs: list[dict]) -> np.ndarray:

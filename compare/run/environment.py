@@ -63,8 +63,15 @@ def package_versions() -> dict:
     return versions
 
 
+def node() -> dict:
+    """The machine a run ran on (its GPU, if any, is the result's `gpu`): the report
+    compares timing only between runs of the same kind of node."""
+    return {"hostname": platform.node(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count()}
+
+
 def fingerprint() -> dict:
     return {
+        "hostname": platform.node(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu_model": cpu_model(),

@@ -224,6 +224,10 @@ class LocalExecutor:
         for thread in self.threads:
             thread.start()
 
+    def describe(self) -> dict:
+        """For study.json: where the study ran."""
+        return {"executor": "local", "nodes": [environment.node()]}
+
     def _take(self, index: int) -> Run | None:
         """The next run for slot `index` (holding the condition), or None to wait."""
         if index >= self.allowed or not self.queue or self.errors or self.stopping.is_set():
@@ -231,7 +235,7 @@ class LocalExecutor:
         key = getattr(self.workers[index], "key", None)
         # Prefer a run the slot's worker can take, so workers are reused.
         for position, run in enumerate(self.queue):
-            if key is None or _key(run, self.options) == key:
+            if key is None or worker_key_of(run, self.options) == key:
                 return self.queue.pop(position)
         return self.queue.pop(0)
 
@@ -309,7 +313,8 @@ class LocalExecutor:
             self.workers[index] = None
 
 
-def _key(run: Run, options: Options) -> tuple:
+def worker_key_of(run: Run, options: Options) -> tuple:
+    """The key of the worker that can run `run` (`protocol.worker_key`)."""
     return protocol.worker_key(
         run.framework, run.keras_backend, options.threads, options.device, options.deterministic
     )

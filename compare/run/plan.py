@@ -74,6 +74,13 @@ class Options:
     deterministic: bool = False
     modes: tuple[str, ...] = (DEFAULT_MODE,)
     keras_backends: tuple[str, ...] = (DEFAULT_KERAS_BACKEND,)
+    # Where runs execute: this machine's worker processes, or a Ray cluster
+    # (`compare.run.ray_executor`; address None: RAY_ADDRESS, else a local instance).
+    executor: str = "local"
+    ray_address: str | None = None
+
+
+EXECUTORS = ("local", "ray")
 
 
 def check_options(options: Options) -> None:
@@ -84,6 +91,17 @@ def check_options(options: Options) -> None:
             )
     if not options.frameworks:
         raise UserError("--frameworks is empty: name at least one of torch, keras")
+    if options.executor not in EXECUTORS:
+        raise UserError(
+            f"unknown executor '{options.executor}' (choose from: {', '.join(EXECUTORS)})"
+        )
+    if options.ray_address is not None and options.executor != "ray":
+        raise UserError("--ray-address needs --executor ray")
+    if options.executor == "ray" and options.jobs is not None:
+        raise UserError(
+            "--jobs is for the local executor: on Ray the cluster's CPUs decide how many "
+            "runs go at once (set --threads per run instead)"
+        )
     if options.device not in DEVICES:
         raise UserError(f"unknown device '{options.device}' (choose one of: {', '.join(DEVICES)})")
     for flag, value in (("--threads", options.threads), ("--jobs", options.jobs)):

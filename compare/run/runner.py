@@ -91,6 +91,18 @@ def _probe_device(framework: str, keras_backend: str | None, device: str) -> Non
         raise UserError(lines[-1].removeprefix("error: "))
 
 
+def open_executor(options: Options):
+    """The executor `options.executor` names, started: `executor.LocalExecutor` or, for
+    "ray", `ray_executor.RayExecutor` (only then is Ray imported). Both take batches of
+    runs (`run`), say where they ran (`describe`), and stop (`shutdown`); their
+    `options` hold the threads and jobs they decided."""
+    if options.executor == "ray":
+        from compare.run import ray_executor
+
+        return ray_executor.RayExecutor(options)
+    return executor.LocalExecutor(concurrency(options))
+
+
 def timing_runs(runs: list[Run], jobs: int) -> list[Run]:
     """The runs that get the machine to themselves: with one job, all; with more, the
     first seed of each (experiment, implementation), whose timing the report shows."""
@@ -130,14 +142,21 @@ def run_study(study: StudySpec, options: Options) -> int:
     from tqdm import tqdm
 
     started = time.perf_counter()
-    options = concurrency(options)
     runs = plan(study, options)
     prepare_output(options.out)
     with study_lock(options.out):
         remove_stale_temporaries(options.out)
-        probe_devices(options)
-        fashion_mnist.fetch(options.data_dir)  # verified once, before any process starts
-        write_published(options.out, published_for(study))
+        # Ray: connects and checks the cluster (its GPUs, its study nodes) first.
+        pool = open_executor(options)
+        try:
+            options = pool.options  # threads and jobs decided
+            if options.executor == "local":  # on Ray each node checks its own
+                probe_devices(options)
+                fashion_mnist.fetch(options.data_dir)  # verified once, before any run
+            write_published(options.out, published_for(study))
+        except BaseException:
+            pool.shutdown(kill=True)
+            raise
         outcomes = {run: kept_result(run, options) for run in runs}
         todo = [run for run in runs if outcomes[run] is None]
         exclusive = timing_runs(todo, options.jobs)
@@ -173,13 +192,12 @@ def run_study(study: StudySpec, options: Options) -> int:
             outcomes[run] = result
             bar.update(1)
 
-        local = executor.LocalExecutor(options)
         try:
             # Timing runs first, alone; then the rest, `jobs` at a time.
-            local.run(exclusive, on_event, on_result, exclusive=True)
-            local.run(shared, on_event, on_result)
+            pool.run(exclusive, on_event, on_result, exclusive=True)
+            pool.run(shared, on_event, on_result)
         finally:
-            local.shutdown()
+            pool.shutdown()
             bar.close()
         wall = time.perf_counter() - started
         executed = [outcomes[run] for run in todo]
@@ -189,6 +207,7 @@ def run_study(study: StudySpec, options: Options) -> int:
             "frameworks": list(options.frameworks),
             "threads": options.threads,
             "jobs": options.jobs,
+            **pool.describe(),  # the executor and the nodes it ran on
             "deterministic": options.deterministic,
             # The report's TOST verdict uses the study's margin (compare.report.equivalence).
             "equivalence_margin": study.equivalence_margin,

@@ -99,6 +99,7 @@ def execute(request: protocol.RunRequest, worker_run_index: int = 0) -> int:
         "stage": "setup",  # setup, training, test: where a failure happened
         "epochs": [],
         "environment": environment.fingerprint(),
+        "node": environment.node(),
         "gpu": None,  # the GPU the run used, once the framework has chosen its device
         # Seconds from the runner's spawn to this line: interpreter start and our imports.
         "startup_seconds": started - request.spawn_time if request.spawn_time else None,
