@@ -15,35 +15,34 @@ import signal
 import pytest
 from conftest import run_cli
 from test_reliability import TINY_ARGS, alive, result_files, start_study, wait_for
-from test_workers import SLOW, outcome
+from test_workers import SLOW, outcome, study_args
 
 from compare.errors import UserError
 from compare.run import ray_executor
 
-EQUAL = [
-    *("--models", "mlp_dropout", "--frameworks", "torch,keras", "--seeds", "2"),
-    *("--threads", "1", "--deterministic", "--no-progress", "--profile", "quick", *TINY_ARGS),
-]
 
-
-def test_a_ray_study_has_the_bits_of_a_local_one(tmp_path, ray_cluster):
-    ray_out, local_out = tmp_path / "ray", tmp_path / "local"
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_a_ray_study_has_the_bits_of_a_local_one(tmp_path, framework, ray_cluster, fresh_runs):
+    # The worker tests' study (two models, two seeds) on the two-node cluster: the
+    # first seed of each model has a node to itself, then two runs go at once. The
+    # reference is each run in a fresh local worker, which the local executor's
+    # studies equal (test_workers).
+    out = tmp_path / "ray"
     ray_args = ("--executor", "ray", "--ray-address", ray_cluster)
-    on_ray = run_cli("run", *EQUAL, *ray_args, "--out", str(ray_out))
-    assert on_ray.returncode == 0, on_ray.stderr
-    local = run_cli("run", *EQUAL, "--jobs", "2", "--out", str(local_out))
-    assert local.returncode == 0, local.stderr
+    done = run_cli("run", *study_args(framework, 2, jobs=None), *ray_args, "--out", str(out))
+    assert done.returncode == 0, done.stderr
 
-    got, expected = result_files(ray_out), result_files(local_out)
+    got, expected = result_files(out), fresh_runs(framework)
     assert set(got) == set(expected) and len(got) == 4
     for name, run in got.items():
         assert run["status"] == "ok", run.get("reason")
         assert outcome(run) == outcome(expected[name]), name
         assert run["node"]["hostname"] and run["node"]["cpu_count"]
-        assert (ray_out / "logs" / "mlp_dropout" / f"{name.split('/')[1]}.log").exists()
-    # The first seed of each side had a node to itself; the cluster held two runs at once.
+        experiment, stem = name.split("/")
+        assert (out / "logs" / experiment / f"{stem}.log").exists()
     assert sorted(r["exclusive"] for r in got.values()) == [False, False, True, True]
-    study = json.loads((ray_out / "study.json").read_text())
+    assert {r["jobs"] for r in got.values()} == {2}  # one CPU on each of two nodes
+    study = json.loads((out / "study.json").read_text())
     assert study["executor"] == "ray" and study["jobs"] == 2 and len(study["nodes"]) == 2
     assert study["ray_address"] == ray_cluster
 

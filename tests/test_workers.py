@@ -36,16 +36,41 @@ def outcome(result: dict) -> dict:
     return {**{key: result[key] for key in OUTCOME}, "epochs": epochs}
 
 
-def study_args(framework: str, seeds: int, jobs: int) -> list[str]:
+def study_args(framework: str, seeds: int, jobs: int | None) -> list[str]:
+    """jobs None: no --jobs (the Ray executor's cluster decides)."""
     return [
         *("--models", ",".join(MODELS), "--frameworks", framework, "--seeds", str(seeds)),
-        *("--threads", "1", "--jobs", str(jobs), "--deterministic", "--no-progress"),
-        *("--profile", "quick", *TINY_ARGS),
+        *(("--jobs", str(jobs)) if jobs else ()),
+        *("--threads", "1", "--deterministic", "--no-progress", "--profile", "quick", *TINY_ARGS),
     ]
 
 
+def fresh_results(framework: str, out) -> dict[str, dict]:
+    """The runs of `study_args(framework, 2, ...)`, as the runner plans them, each in a
+    fresh worker process: the reference a reused, concurrent or Ray-executed run must
+    equal (the `fresh_runs` fixture keeps them for the session)."""
+    options = plan.Options(
+        frameworks=(framework,),
+        seeds=2,
+        profile="quick",
+        overrides=tuple(TINY),
+        out=out,
+        threads=1,
+        jobs=1,
+        deterministic=True,
+    )
+    fresh = {}
+    for run in plan.plan(studies.select_models(studies.builtin_study("default"), MODELS), options):
+        result, worker = executor.execute_run(run, options, lambda kind, payload: None)
+        worker.close()
+        assert result["worker_run_index"] == 0, result.get("reason")
+        assert result["status"] == "ok", result.get("reason")
+        fresh[f"{run.experiment.name}/{run.variant}-seed{run.seed}"] = result
+    return fresh
+
+
 @pytest.mark.parametrize("framework", ["torch", "keras"])
-def test_a_run_has_the_same_bits_fresh_reused_or_concurrent(tmp_path, framework):
+def test_a_run_has_the_same_bits_fresh_reused_or_concurrent(tmp_path, framework, fresh_runs):
     # Two jobs: the first seed of each model runs alone, both in one worker (the second
     # one reused, after a run of another model); then the second seeds run at once, one
     # in that worker again (its third run), one in a new worker.
@@ -57,27 +82,9 @@ def test_a_run_has_the_same_bits_fresh_reused_or_concurrent(tmp_path, framework)
     assert max(r["worker_run_index"] for r in ran.values()) == 2
     assert {r["jobs"] for r in ran.values()} == {2}
 
-    # The same runs (as the runner plans them), each in a fresh process.
-    options = plan.Options(
-        frameworks=(framework,),
-        seeds=2,
-        profile="quick",
-        overrides=tuple(TINY),
-        out=tmp_path / "fresh",
-        threads=1,
-        jobs=1,
-        deterministic=True,
-    )
-    fresh = {}
-    for run in plan.plan(studies.select_models(studies.builtin_study("default"), MODELS), options):
-        result, worker = executor.execute_run(run, options, lambda kind, payload: None)
-        worker.close()
-        assert result["worker_run_index"] == 0, result.get("reason")
-        fresh[f"{run.experiment.name}/{run.variant}-seed{run.seed}"] = result
-
+    fresh = fresh_runs(framework)
     assert set(ran) == set(fresh)
     for name, expected in fresh.items():
-        assert expected["status"] == "ok"
         assert outcome(ran[name]) == outcome(expected), name
 
 
