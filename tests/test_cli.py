@@ -152,3 +152,13 @@ def test_parity_refuses_the_regression_nets_by_name():
     result = run_cli("parity", "--models", "two_layer_net")
     assert result.returncode == 2
     assert "regression net" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["seed002", "seed002_3_optimizer"])
+def test_parity_refuses_an_experiment_whose_sides_differ_on_purpose(name):
+    # It used to check plain mlp under seed002's name and record "seed002: passed".
+    result = run_cli("parity", "--models", name)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: {name} differs between the frameworks on purpose")
+    assert "--models mlp" in line

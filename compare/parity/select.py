@@ -38,14 +38,22 @@ def experiments(study: str | None, models: list[str] | None) -> list[ExperimentS
             f"study {study} has no classifier the same on both sides to check: parity "
             "covers Fashion-MNIST classifiers without framework_overrides"
         )
-    for name in models or []:
-        if name in catalog.MODELS and catalog.MODELS[name].model.architecture not in CLASSIFIERS:
-            raise UserError(
-                f"{name} is a regression net: its frameworks are compared step by step "
-                "against NumPy in every run (see the report), not by `parity`"
-            )
     chosen = StudySpec(name="parity", experiments=classifiers)
-    return list(studies.select_models(chosen, models).experiments)
+    selected = list(studies.select_models(chosen, models).experiments)
+    for experiment in selected:  # a name from outside the classifiers above
+        if experiment.framework_overrides:
+            sides = ", ".join(sorted(experiment.framework_overrides))
+            raise UserError(
+                f"{experiment.name} differs between the frameworks on purpose (its "
+                f"framework_overrides for {sides}): there is no same model to prove; "
+                "check the experiments that are the same on both sides (e.g. --models mlp)"
+            )
+        if experiment.model.architecture not in CLASSIFIERS:
+            raise UserError(
+                f"{experiment.name} is a regression net: its frameworks are compared step by "
+                "step against NumPy in every run (see the report), not by `parity`"
+            )
+    return selected
 
 
 def absolute_study(study: str | None) -> str | None:

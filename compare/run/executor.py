@@ -205,6 +205,8 @@ class LocalExecutor:
     worker is closed (`shutdown`).
     """
 
+    on_this_machine = True  # every run runs here: the runner checks data and devices first
+
     def __init__(self, options: Options):
         self.options, self.jobs = options, options.jobs
         self.workers: list[Worker | None] = [None] * self.jobs

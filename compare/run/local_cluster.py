@@ -45,6 +45,9 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=1, help="CPUs each node offers")
     args = parser.parse_args()
+    # Ctrl-C or a plain kill stops the nodes (a shell's background job ignores SIGINT).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     cluster = start(args.nodes, args.cpus)
     print(f"{args.nodes} nodes up: --ray-address {cluster.address}   (Ctrl-C stops them)")
     try:

@@ -133,6 +133,10 @@ def _connect(address: str | None):
     return ray
 
 
+def _order(key: tuple) -> tuple:
+    return tuple("" if part is None else str(part) for part in key)
+
+
 class RayExecutor:
     """Runs batches of runs as Ray tasks; `options` holds the threads, jobs (the runs the
     cluster can hold at once) it decided."""
@@ -142,6 +146,7 @@ class RayExecutor:
         self.address = address_of(options)
         self.ray = _connect(self.address)
         self.owned = self.address is None  # a local instance: stopped by shutdown
+        self.on_this_machine = self.owned  # then the runner checks data and devices first
         try:
             self.nodes = self._study_nodes()
             self.options = self._decide(options)
@@ -220,7 +225,11 @@ class RayExecutor:
     def run(self, runs: list[Run], on_event, on_result, exclusive: bool = False) -> None:
         """Run `runs` as tasks (each `exclusive` one with its node to itself); call
         `on_result(run, result)` as each finishes, after its result file is written."""
-        submitted = {self._submit(run, exclusive): run for run in runs}
+        # Ray starts tasks in about the order they come; grouped by worker key, a node
+        # switches kinds of worker less often (a Ray node keeps about one idle worker
+        # process per CPU and ends the others after a second, with their workers).
+        ordered = sorted(runs, key=lambda run: _order(executor.worker_key_of(run, self.options)))
+        submitted = {self._submit(run, exclusive): run for run in ordered}
         self.pending = list(submitted)
         try:
             while self.pending:

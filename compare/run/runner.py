@@ -150,7 +150,7 @@ def run_study(study: StudySpec, options: Options) -> int:
         pool = open_executor(options)
         try:
             options = pool.options  # threads and jobs decided
-            if options.executor == "local":  # on Ray each node checks its own
+            if pool.on_this_machine:  # a cluster's nodes each check their own
                 probe_devices(options)
                 fashion_mnist.fetch(options.data_dir)  # verified once, before any run
             write_published(options.out, published_for(study))
