@@ -35,6 +35,9 @@ def test_read_idx_round_trip(tmp_path):
         (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05ab"), "header promises 5"),
         (gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x05ab")[:-6], "is corrupt"),
     ],
+    # Named by the message: gzip stamps the time into its bytes, and pytest-xdist's
+    # workers must collect the same test ids.
+    ids=["not gzip", "too short", "wrong magic", "fewer items", "truncated gzip"],
 )
 def test_read_idx_rejects_bad_files(tmp_path, content, message):
     path = tmp_path / "bad.gz"

@@ -128,3 +128,28 @@ def test_regression_nets_get_an_agreement_verdict_not_an_accuracy_row():
     assert row["verdict"] == "disagree" and "[1]" in row["why"]
     (row,) = equivalence.regression_verdicts([{**a, "agrees": True} for a in agreement])
     assert row["verdict"] == "agree"
+
+
+def test_a_regression_net_that_disagrees_fails_the_study_and_says_where():
+    from compare.run import regression
+
+    def run(framework, losses, depths=(0, 1, 2), vs_numpy=True):
+        return {
+            "experiment": "dynamic_net", "framework": framework, "seed": 3, "status": "ok",
+            "epochs": [{"train_loss": loss} for loss in losses],
+            "regression": {"depths": list(depths), "agrees": vs_numpy,
+                           "max_relative_difference": 0.0 if vs_numpy else 0.5},
+        }  # fmt: skip
+
+    same = [run("torch", [4.0, 2.0, 1.0]), run("keras", [4.0, 2.0, 1.0])]
+    assert regression.disagreements(regression.agreement(same)) == []
+    for broken, check in (
+        ([run("torch", [4.0, 2.0, 1.0]), run("keras", [4.0, 2.4, 1.0])], "agrees"),
+        ([run("torch", [4.0, 2.0, 1.0]), run("keras", [4.0, 2.0, 1.0], (0, 2, 2))], "same_depths"),
+        ([run("torch", [4.0, 2.0, 1.0], vs_numpy=False), same[1]], "torch_agrees_with_numpy"),
+    ):
+        rows = regression.agreement(broken)
+        (line,) = regression.disagreements(rows)
+        assert line.startswith("dynamic_net/seed3: regression agreement failed") and check in line
+        (verdict,) = equivalence.regression_verdicts(rows)
+        assert verdict["verdict"] == "disagree" and "[3]" in verdict["why"]

@@ -321,3 +321,36 @@ def test_timing_comes_from_one_kind_of_node_and_each_kind_is_listed_apart(quick_
 
     # One kind of node: no such table, and the overview's rule is the same.
     assert tables.timing_by_node(tables.runs_frame(results.load_runs(quick_study))).empty
+
+
+def test_parity_is_shown_only_beside_runs_of_the_spec_backend_and_mode_it_checked(quick_study):
+    from compare.spec import studies
+
+    runs = results.load_runs(quick_study)
+    keras = next(r for r in runs if r["framework"] == "keras")
+    identity = studies.parity_identity(keras["spec"])
+    entry = {"passed": True, "parity_identity": identity, "keras_backend": "tensorflow"}
+    parity = {"models": {"mlp/keras": entry}}
+    assert report.parity_status(parity, keras) == "pass"
+    assert report.parity_status({"models": {"mlp/keras": {**entry, "passed": False}}}, keras) == (
+        "FAIL"
+    )
+    # parity.json from another spec of the model (or from before identities): stale.
+    other = {"models": {"mlp/keras": {**entry, "parity_identity": "x"}}}
+    assert report.parity_status(other, keras) == "stale"
+    stale = {"models": {"mlp/keras": {k: v for k, v in entry.items() if k != "parity_identity"}}}
+    assert report.parity_status(stale, keras) == "stale"
+    # The same spec on a quick profile is the same model and recipe: no longer, no shorter.
+    longer = {**keras["spec"], "train": {**keras["spec"]["train"], "epochs": 20}}
+    assert studies.parity_identity(longer) == identity
+    changed = {**keras["spec"], "train": {**keras["spec"]["train"], "learning_rate": 0.1}}
+    assert studies.parity_identity(changed) != identity
+    # Another backend or mode than the entry's: not checked, never the TensorFlow verdict.
+    assert report.parity_status(parity, {**keras, "keras_backend": "jax"}) == "not checked"
+    assert report.parity_status(parity, {**keras, "mode": "compiled"}) == "not checked"
+
+    statuses = report.parity_statuses(parity, runs)
+    assert statuses[("mlp", "keras")] == "pass" and statuses[("mlp", "torch")] == "pass"
+    failing = {"models": {"mlp/keras": {**entry, "passed": False}}}
+    assert report.parity_statuses(failing, runs)[("mlp", "torch")] == "FAIL"
+    assert report.worst(["pass", "stale", "not checked"]) == "stale"

@@ -51,7 +51,7 @@ from compare.parity.levels import (
 from compare.parity.training import check_lockstep, check_optimizer
 from compare.run import environment
 from compare.spec import studies
-from compare.spec.identity import KERAS_BACKENDS, implementation_name
+from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, implementation_name
 from compare.spec.schema import ExperimentSpec, ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
@@ -134,6 +134,14 @@ def check_model(
     data_dir: str | None = None,
 ) -> dict:
     """Every level for one experiment; the result is plain JSON."""
+    # What the entry is about: the report shows it only beside runs of the same identity.
+    identity = {
+        "spec_hash": experiment.spec_hash(),
+        "parity_identity": studies.parity_identity(experiment.to_dict()),
+        # The levels build each side's model, optimizer and steps as the default mode
+        # does; the other modes' code paths are not checked (the report says so).
+        "mode": DEFAULT_MODE,
+    }
     # Reseeded per model: its initial weights must not depend on the models checked before.
     configure(threads, parity.seed)
     # The levels need one batch and `steps` batches: the quick profile's subsets suffice.
@@ -158,6 +166,7 @@ def check_model(
     result = {
         "experiment": entry_name(experiment.name, backend),
         "keras_backend": backend,
+        **identity,
         "passed": all(c.passed for c in checks),
         "optimizer": experiment.train.optimizer,
         "notes": notes,

@@ -22,10 +22,16 @@ from compare import files
 from compare.errors import UserError
 from compare.report import ablation, figures, tables
 from compare.report import equivalence as _equivalence
-from compare.report import regression as report_regression
+from compare.run import regression as run_regression
 from compare.run import results
-from compare.spec import catalog
-from compare.spec.identity import KERAS_BACKENDS, Implementation, implementation_name
+from compare.spec import catalog, studies
+from compare.spec.identity import (
+    DEFAULT_KERAS_BACKEND,
+    DEFAULT_MODE,
+    KERAS_BACKENDS,
+    Implementation,
+    implementation_name,
+)
 from compare.spec.schema import ParitySpec, StudySpec
 
 TEMPLATES = pathlib.Path(__file__).parent / "templates"
@@ -65,6 +71,10 @@ def model_section(
         "per_class": None,
         "parity": (parity or {}).get("models", {}).get(_parity_entry(name)),
     }
+    if section["parity"] and section["parity"].get("parity_identity") != (
+        studies.parity_identity(runs[0]["spec"])
+    ):
+        section["parity"] = None  # checked another spec: its details do not describe these runs
     # Epoch times only from runs that had the machine to themselves (tables.TIMING_RULE).
     mine_timed = tables.timed(mine, node)
     if not mine.empty and any("regression" in r for r in ok):
@@ -90,10 +100,51 @@ def _parity_entry(experiment: str) -> str:
     return f"{experiment}/{implementation_name('keras')}"
 
 
-def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
+# What `parity` says of an implementation's runs, worst first.
+PARITY_STATUSES = ("FAIL", "stale", "not checked", "pass")
+
+
+def parity_status(parity: dict | None, run: dict) -> str:
+    """`pass` or `FAIL` when a parity entry covers what `run` ran (its Keras backend, the
+    default mode, the same spec identity: `studies.parity_identity`); `stale` when the
+    entry is for another spec or predates identities; `not checked` otherwise. PyTorch's
+    runs are the reference every Keras entry is checked against: their status is the
+    worst of their model's Keras rows (`worst`)."""
+    if run.get("framework") != "keras" or (run.get("mode") or DEFAULT_MODE) != DEFAULT_MODE:
+        return "not checked"
+    backend = run.get("keras_backend") or DEFAULT_KERAS_BACKEND
+    name = f"{run['experiment']}/{implementation_name('keras', backend)}"
+    entry = (parity or {}).get("models", {}).get(name)
+    if entry is None:
+        return "not checked"
+    if entry.get("parity_identity") != studies.parity_identity(run["spec"]):
+        return "stale"
+    return "pass" if entry.get("passed") else "FAIL"
+
+
+def worst(statuses) -> str:
+    statuses = list(statuses)
+    return min(statuses, key=PARITY_STATUSES.index) if statuses else "not checked"
+
+
+def parity_statuses(parity: dict | None, runs: list[dict]) -> dict[tuple[str, str], str]:
+    """(experiment, implementation) -> its parity status; the PyTorch row gets the worst
+    of its model's Keras rows."""
+    status = {}
+    for run in runs:
+        status[(run["experiment"], tables.implementation(run))] = parity_status(parity, run)
+    for run in runs:
+        if run.get("framework") == "torch":
+            keras = [v for (e, i), v in status.items() if e == run["experiment"] and i != "torch"]
+            status[(run["experiment"], tables.implementation(run))] = worst(
+                [v for v in keras if v != "not checked"] or ["not checked"]
+            )
+    return status
+
+
+def overview_rows(summary: pd.DataFrame, equivalence, statuses: dict) -> list[dict]:
     """Summary rows plus the difference to torch, the verdict and the parity status."""
     verdicts = {row["experiment"]: row for row in (equivalence or {}).get("verdicts", [])}
-    parity_models = (parity or {}).get("models", {})
     rows = _records(summary)
     reference = {r["experiment"]: r for r in rows if r["implementation"] == "torch"}
     for row in rows:
@@ -108,8 +159,7 @@ def overview_rows(summary: pd.DataFrame, equivalence, parity) -> list[dict]:
             row["test_accuracy_mean"] - torch_row["test_accuracy_mean"] if comparable else None
         )
         row["equivalence"] = verdicts.get(row["experiment"])
-        model_parity = parity_models.get(_parity_entry(row["experiment"]))
-        row["parity"] = None if model_parity is None else model_parity.get("passed")
+        row["parity"] = statuses.get((row["experiment"], row["implementation"]), "not checked")
     return rows
 
 
@@ -216,13 +266,13 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
     # Timing comes from one kind of node only (tables.TIMING_RULE).
     node = tables.reference_node_type(run_rows)
     summary = tables.summary_frame(run_rows, order, node)
-    overview = overview_rows(summary, equivalence, parity)
-    agreement = report_regression.agreement(runs)
-    parity_models = (parity or {}).get("models", {})
+    statuses = parity_statuses(parity, runs)
+    overview = overview_rows(summary, equivalence, statuses)
+    agreement = run_regression.agreement(runs)
 
-    def parity_of(experiment: str):
-        entry = parity_models.get(_parity_entry(experiment))
-        return None if entry is None else entry.get("passed")
+    def parity_of(experiment: str) -> str:
+        """A model's status: the worst of its implementations' (the torch row's is)."""
+        return worst([v for (e, _), v in statuses.items() if e == experiment])
 
     board = _equivalence.board(equivalence, agreement, parity_of)
     board.sort(key=lambda row: order.index(row["experiment"]) if row["experiment"] in order else 0)

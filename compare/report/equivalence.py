@@ -21,7 +21,7 @@ percentage point). `OUT/equivalence.json` holds `verdicts`, one row per experime
   difference sits on the margin (no seed count decides it) or nothing is missing.
 
 Regression nets have no accuracy: their verdict is step-by-step agreement
-(`compare.report.regression`); `board` puts both kinds on one list, one line per model.
+(`compare.run.regression.agreement`); `board` puts both kinds on one list, one line per model.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import numpy as np
 from scipy import stats
 from statsmodels.stats import weightstats
 
+from compare.run import regression
 from compare.spec.identity import Implementation
 from compare.spec.schema import EQUIVALENCE_ALPHA, EQUIVALENCE_MIN_SEEDS
 
@@ -153,14 +154,15 @@ def regression_verdicts(agreement: list[dict]) -> list[dict]:
     verdicts = []
     for experiment, rows in by_experiment.items():
         compared = [row for row in rows if row.get("agrees") is not None]
-        failing = [
-            row["seed"] for row in compared if not (row["agrees"] and row.get("same_depths"))
-        ]
+        failing = [row["seed"] for row in compared if regression.failed_checks(row)]
         if not compared:
             outcome, why = "not compared", "no seed ran on both frameworks"
         elif failing:
             outcome = "disagree"
-            why = f"seeds {failing} differ step by step beyond the tolerance"
+            why = (
+                f"seeds {failing} differ step by step beyond the tolerance (from each other, "
+                "in depths, or from NumPy)"
+            )
         else:
             worst = max(row["torch_vs_keras"] for row in compared)
             outcome = "agree"

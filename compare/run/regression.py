@@ -2,7 +2,7 @@
 and how a run's losses are held against the NumPy ground truth.
 
 Stage: run (the loop itself is `compare.run.loop`; the report's step-by-step agreement
-between the frameworks is `compare.report.regression`).
+between the frameworks, `agreement`, which the runner and the report both use).
 
 These nets are not Fashion-MNIST classifiers: they fit random data with full-batch
 steps (one step per "epoch"). Everything random is drawn here, in NumPy, from the run's
@@ -130,3 +130,55 @@ def record(experiment: ExperimentSpec, seed: int, losses: list[float], result: d
             **compare_losses(losses, reference),
         )
     result["regression"] = regression
+
+
+def agreement(runs: list[dict]) -> list[dict]:
+    """Per regression experiment and seed: each framework against the NumPy reference,
+    torch against keras step by step, and whether both followed the same depths."""
+    by_key: dict[tuple[str, int], dict[str, dict]] = {}
+    for run in runs:
+        if run.get("status") == "ok" and "regression" in run:
+            by_key.setdefault((run["experiment"], run["seed"]), {})[run["framework"]] = run
+    rows = []
+    for (experiment, seed), sides in sorted(by_key.items()):
+        row = {"experiment": experiment, "seed": seed, "steps": None}
+        for framework, run in sides.items():
+            row[f"{framework}_final_loss"] = run.get("final_loss")
+            row[f"{framework}_vs_numpy"] = run["regression"].get("max_relative_difference")
+            row[f"{framework}_agrees_with_numpy"] = run["regression"].get("agrees")
+            row["steps"] = len(run["epochs"])
+        if {"torch", "keras"} <= set(sides):
+            torch_run, keras_run = sides["torch"], sides["keras"]
+            losses = [[e["train_loss"] for e in r["epochs"]] for r in (keras_run, torch_run)]
+            cross = compare_losses(*losses)
+            row.update(
+                torch_vs_keras=cross["max_relative_difference"],
+                compared_steps=cross["compared_steps"],
+                agrees=cross["agrees"],
+                same_depths=torch_run["regression"]["depths"] == keras_run["regression"]["depths"],
+            )
+        rows.append(row)
+    return rows
+
+
+# Each check an agreement row may hold: None where it does not apply (no NumPy reference
+# for the spec, one framework only), else whether it held.
+AGREEMENT_CHECKS = ("agrees", "same_depths", "torch_agrees_with_numpy", "keras_agrees_with_numpy")
+
+
+def failed_checks(row: dict) -> list[str]:
+    """The checks of an agreement row that failed (`AGREEMENT_CHECKS`)."""
+    return [key for key in AGREEMENT_CHECKS if row.get(key) is False]
+
+
+def disagreements(rows: list[dict]) -> list[str]:
+    """One line per (regression net, seed) whose step-by-step agreement failed."""
+    lines = []
+    for row in rows:
+        if failed := failed_checks(row):
+            lines.append(
+                f"{row['experiment']}/seed{row['seed']}: regression agreement failed "
+                f"({', '.join(failed)}; torch vs keras {row.get('torch_vs_keras')}, "
+                f"vs NumPy {row.get('torch_vs_numpy')} / {row.get('keras_vs_numpy')})"
+            )
+    return lines

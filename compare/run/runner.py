@@ -40,7 +40,7 @@ import time
 from compare import files
 from compare.data import fashion_mnist
 from compare.errors import UserError
-from compare.run import environment, executor, protocol, timing
+from compare.run import environment, executor, protocol, regression, timing
 from compare.run.output import prepare_output, remove_stale_temporaries, study_lock
 from compare.run.plan import Options, Run, concurrency, plan
 from compare.spec.published import published_for
@@ -201,6 +201,9 @@ def run_study(study: StudySpec, options: Options) -> int:
             bar.close()
         wall = time.perf_counter() - started
         executed = [outcomes[run] for run in todo]
+        # The regression nets' runs are ok one by one; the study also holds them to
+        # their step-by-step agreement (with each other, in depths, with NumPy).
+        disagreements = regression.disagreements(regression.agreement(list(outcomes.values())))
         summary = {
             "study": study.name,
             "profile": options.profile,
@@ -230,6 +233,7 @@ def run_study(study: StudySpec, options: Options) -> int:
                 status: sum(r.get("status") == status for r in outcomes.values())
                 for status in ("ok", "diverged", "failed")
             },
+            "regression_disagreements": disagreements,
             "wall_seconds": wall,
             # Where the study's time went: training epochs against everything else
             # (spawn, imports, data, compilation, evaluation, writing), over the
@@ -241,6 +245,8 @@ def run_study(study: StudySpec, options: Options) -> int:
     not_ok = [(run, r) for run, r in outcomes.items() if r.get("status") != "ok"]
     for run, result in not_ok:
         print(describe(run, result), file=sys.stderr)
+    for line in disagreements:
+        print(line, file=sys.stderr)
     ran_ok = sum(outcomes[run].get("status") == "ok" for run in todo)
     counts = summary["statuses"]
     print(
@@ -248,4 +254,4 @@ def run_study(study: StudySpec, options: Options) -> int:
         f"{counts['diverged']} diverged, {counts['failed']} failed; results in {options.out}",
         file=sys.stderr,
     )
-    return 1 if not_ok else 0
+    return 1 if not_ok or disagreements else 0

@@ -6,6 +6,8 @@ Stage: spec.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import pathlib
 import tomllib
 
@@ -31,6 +33,17 @@ def apply_profile(experiment: ExperimentSpec, profile: str) -> ExperimentSpec:
     epochs = min(experiment.train.epochs, QUICK_MAX_EPOCHS)
     train = dataclasses.replace(experiment.train, epochs=epochs)
     return dataclasses.replace(experiment, data=data, train=train)
+
+
+def parity_identity(spec: dict) -> str:
+    """A hash of what `parity` proves the same on both sides: an experiment's spec (as a
+    dict: `ExperimentSpec.to_dict()` or a result's `spec`) without what a profile sets
+    (the data subsets and the epochs), which parity chooses for itself. A study run and
+    a parity entry with the same identity are about the same model and recipe."""
+    data = {k: v for k, v in spec["data"].items() if k not in QUICK_DATA}
+    train = {k: v for k, v in spec["train"].items() if k != "epochs"}
+    blob = json.dumps({**spec, "data": data, "train": train}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def builtin_experiment(name: str) -> ExperimentSpec:
