@@ -85,7 +85,8 @@ def ray_cluster():
 @pytest.fixture(scope="session")
 def fresh_runs(tmp_path_factory):
     """framework -> the worker tests' study, each run in a fresh process
-    (`test_workers.fresh_results`), computed once per session and framework."""
+    (`test_workers.fresh_results`), computed once per session (per pytest-xdist worker)
+    and framework."""
     from test_workers import fresh_results
 
     computed = {}
@@ -96,16 +97,3 @@ def fresh_runs(tmp_path_factory):
         return computed[framework]
 
     return get
-
-
-# The Ray and worker tests share two session fixtures (the Ray cluster, the fresh-run
-# reference): `make test` runs `-n auto --dist loadgroup`, and this group keeps them in
-# one pytest-xdist worker, so each is built once. Other tests go wherever a worker is
-# free (measured: grouping every file by its module fixtures made the suite slower).
-SHARED_FIXTURE_GROUP = ("test_workers", "test_ray")
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.path.stem in SHARED_FIXTURE_GROUP:
-            item.add_marker(pytest.mark.xdist_group("workers"))

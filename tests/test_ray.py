@@ -47,21 +47,41 @@ def test_a_ray_study_has_the_bits_of_a_local_one(tmp_path, framework, ray_cluste
     assert study["ray_address"] == ray_cluster
 
 
+def parent_of(pid: int) -> int:
+    return int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def descends_from_this_process(pid: int) -> bool:
+    """Whether `pid` runs under this test process (the cluster's nodes are its children):
+    other tests may run workers with the same log names at the same time (pytest-xdist)."""
+    try:
+        while pid > 1:
+            pid = parent_of(pid)
+            if pid == os.getpid():
+                return True
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
 def worker_writing_to(log_name: str) -> int | None:
-    """The pid of the worker whose stderr is a run's log (on a node: its scratch copy)."""
+    """The pid of this cluster's worker whose stderr is a run's log (its node's scratch
+    copy, under a `keras-vs-pytorch-run-` directory)."""
     for fd in pathlib.Path("/proc").glob("[0-9]*/fd/2"):
         try:
             target = os.readlink(fd)
             command = (fd.parent.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if target.endswith(f"/logs/mlp/{log_name}") and b"compare\0worker" in command:
-            return int(fd.parent.parent.name)
+        pid = int(fd.parent.parent.name)
+        if (
+            "/keras-vs-pytorch-run-" in target
+            and target.endswith(f"/logs/mlp/{log_name}")
+            and b"compare\0worker" in command
+            and descends_from_this_process(pid)
+        ):
+            return pid
     return None
-
-
-def parent_of(pid: int) -> int:
-    return int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
 
 def test_a_killed_worker_or_lost_task_fails_only_its_run_and_a_rerun_completes(
