@@ -7,6 +7,7 @@ per node) runs quick studies of a few tiny runs; one thread per run, `--determin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -45,6 +46,19 @@ def test_a_ray_study_has_the_bits_of_a_local_one(tmp_path, framework, ray_cluste
     study = json.loads((out / "study.json").read_text())
     assert study["executor"] == "ray" and study["jobs"] == 2 and len(study["nodes"]) == 2
     assert study["ray_address"] == ray_cluster
+
+
+@contextlib.contextmanager
+def studying(*args: str):
+    """A study started as a terminal starts it; killed on the way out if still running
+    (an assertion failed before it ended)."""
+    study = start_study(*args)
+    try:
+        yield study
+    finally:
+        if study.poll() is None:
+            study.kill()
+            study.communicate()
 
 
 def parent_of(pid: int) -> int:
@@ -92,8 +106,7 @@ def test_a_killed_worker_or_lost_task_fails_only_its_run_and_a_rerun_completes(
         *("--deterministic", *SLOW, "--executor", "ray", "--ray-address", ray_cluster),
     ]
     out = tmp_path / "out"
-    study = start_study(*args, "--out", str(out))
-    try:
+    with studying(*args, "--out", str(out)) as study:
         # Seed 1: its worker is killed. Seed 2: the Ray worker process that runs it (and
         # holds its worker) is killed, so Ray loses the task.
         worker = wait_for(lambda: worker_writing_to("torch-seed1.log"), what="seed 1's worker")
@@ -101,10 +114,6 @@ def test_a_killed_worker_or_lost_task_fails_only_its_run_and_a_rerun_completes(
         other = wait_for(lambda: worker_writing_to("torch-seed2.log"), what="seed 2's worker")
         os.kill(parent_of(other), signal.SIGKILL)
         _, stderr = study.communicate(timeout=300)
-    finally:
-        if study.poll() is None:
-            study.kill()
-            study.communicate()
     assert study.returncode == 1, stderr
     assert "Traceback" not in stderr
     got = result_files(out)
@@ -129,16 +138,11 @@ def test_ctrl_c_cancels_the_tasks_and_keeps_finished_results(tmp_path, ray_clust
         *(*SLOW, "--executor", "ray", "--ray-address", ray_cluster),
     ]
     out = tmp_path / "out"
-    study = start_study(*args, "--out", str(out))
-    try:
+    with studying(*args, "--out", str(out)) as study:
         wait_for((out / "runs" / "mlp" / "torch-seed0.json").exists, what="the first result")
         worker = wait_for(lambda: worker_writing_to("torch-seed1.log"), what="a running task")
         os.killpg(study.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
         _, stderr = study.communicate(timeout=60)
-    finally:
-        if study.poll() is None:
-            study.kill()
-            study.communicate()
     assert study.returncode == 130, stderr
     assert stderr.strip().splitlines()[-1].startswith("interrupted: finished runs are saved")
     wait_for(lambda: not alive(worker), timeout=20, what="the cancelled task's worker to die")
