@@ -268,6 +268,10 @@ def test_published_percentile_and_the_logit_relu_spread():
     assert spread["mlp_512"]["spearman_rho"] == pytest.approx(-1.0)
     assert spread["mlp_512_no_logit_relu"]["dead_logits"] is None
     assert spread["mlp_512_no_logit_relu"]["accuracy_std"] < spread["mlp_512"]["accuracy_std"]
+    # Two seeds (a quick study): no p-value exists, so no correlation is shown (it crashed
+    # the report when Spearman's NaN p-value reached the template).
+    (two,) = ablation.logit_relu_spread(runs[:2]).to_dict("records")
+    assert two["spearman_rho"] is None and two["spearman_p"] is None
 
 
 def test_epoch_time_chart_takes_only_runs_that_ran_alone(quick_study, monkeypatch):

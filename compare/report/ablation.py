@@ -181,9 +181,11 @@ def logit_relu_spread(runs: list[dict]) -> pd.DataFrame:
             for counts, suffix in ((dead, ""), (dead_end, "_end")):
                 # Runs from before a count was recorded have none: left out of the test.
                 pairs = [(d, a) for d, a in zip(counts, accuracy, strict=True) if d is not None]
-                if experiment in with_relu and len({d for d, _ in pairs}) > 1:
+                # Two seeds give no p-value, constant counts or accuracies no rho (NaN).
+                if experiment in with_relu and len(pairs) >= 3 and len({d for d, _ in pairs}) > 1:
                     rho, p_value = stats.spearmanr(*zip(*pairs, strict=True))
-                    row[f"spearman_rho{suffix}"] = float(rho)
-                    row[f"spearman_p{suffix}"] = float(p_value)
+                    if np.isfinite(rho) and np.isfinite(p_value):
+                        row[f"spearman_rho{suffix}"] = float(rho)
+                        row[f"spearman_p{suffix}"] = float(p_value)
             rows.append(row)
     return pd.DataFrame(rows, dtype=object)
