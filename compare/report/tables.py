@@ -68,10 +68,15 @@ def implementation(run: dict) -> str:
     return Implementation.of(run).name
 
 
+def _node(run: dict) -> dict:
+    """The machine a run ran on (`node`; results from before #16: their environment)."""
+    return run.get("node") or run.get("environment") or {}
+
+
 def node_type(run: dict) -> str:
-    """The kind of machine a run ran on: CPU model, cores and GPU (`node` in the result;
-    results from before #16: their environment). Timing is compared within one kind."""
-    node = run.get("node") or run.get("environment") or {}
+    """The kind of machine a run ran on: CPU model, cores and GPU. Timing is compared
+    within one kind."""
+    node = _node(run)
     text = f"{node.get('cpu_model') or 'unknown CPU'}, {node.get('cpu_count') or '?'} cores"
     gpu = run.get("gpu")
     return f"{text}, {gpu.get('name') or 'unknown GPU'}" if gpu else text
@@ -80,7 +85,7 @@ def node_type(run: dict) -> str:
 def _run_row(run: dict) -> dict:
     row = {key: run.get(key) for key in RUN_COLUMNS}
     row["node_type"] = node_type(run)
-    row["hostname"] = (run.get("node") or run.get("environment") or {}).get("hostname")
+    row["hostname"] = _node(run).get("hostname")
     row.update({k: v for k, v in (run.get("timing") or {}).items() if k in RUN_COLUMNS})
     row["implementation"] = implementation(run)
     row["keras_backend"] = run.get("keras_backend") or (run.get("runtime") or {}).get(

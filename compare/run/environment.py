@@ -71,11 +71,9 @@ def node() -> dict:
 
 def fingerprint() -> dict:
     return {
-        "hostname": platform.node(),
+        **node(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
         "packages": package_versions(),
         "env_flags": {name: os.environ.get(name) for name in ENV_FLAGS},
         "git_commit": git_commit(),

@@ -44,10 +44,13 @@ def child_env(threads: int, keras_backend: str | None = None) -> dict:
     # Same thread count for both frameworks, set before either runtime starts.
     env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(environment.ROOT), env.get("PYTHONPATH")])
-    )
+    env["PYTHONPATH"] = project_pythonpath()
     return env
+
+
+def project_pythonpath() -> str:
+    """PYTHONPATH with this project first: how a worker, wherever it starts, imports it."""
+    return os.pathsep.join(filter(None, [str(environment.ROOT), os.environ.get("PYTHONPATH")]))
 
 
 def worker_command() -> list[str]:
@@ -184,14 +187,13 @@ def execute_run(
     if returncode in (protocol.EXIT_INTERRUPTED, -signal.SIGINT) or stopping():
         raise KeyboardInterrupt  # the terminal interrupted the worker (and us)
     # The process died without writing (killed, out of memory, crashed hard).
-    result = {
-        **protocol.result_header(request),
-        "status": "failed",
-        "reason": f"{describe_exit(returncode or 0)} after {len(epochs)} finished epochs; "
+    result = protocol.failed_result(
+        request,
+        f"{describe_exit(returncode or 0)} after {len(epochs)} finished epochs; "
         f"log {log_path}: {' | '.join(log_tail[-3:])}",
-        "failed_epoch": len(epochs) + 1,  # the first epoch without a result
-        "epochs": epochs,
-    }
+        epochs,
+        failed_epoch=len(epochs) + 1,  # the first epoch without a result
+    )
     files.write_json_atomic(path, result)
     return result, None
 

@@ -102,6 +102,20 @@ def result_header(request: RunRequest) -> dict:
     }
 
 
+def failed_result(
+    request: RunRequest, reason: str, epochs: list | None = None, failed_epoch: int | None = None
+) -> dict:
+    """The result of a run whose worker wrote none (it died, or its node could not run it
+    or was lost): its header, `failed`, why, and the epochs reported before."""
+    return {
+        **result_header(request),
+        "status": "failed",
+        "reason": reason,
+        "failed_epoch": failed_epoch,
+        "epochs": epochs or [],
+    }
+
+
 def event_line(kind: str, payload) -> str:
     """One stdout line of the worker: `KIND payload` (payload JSON unless a string)."""
     text = payload if isinstance(payload, str) else json.dumps(payload)

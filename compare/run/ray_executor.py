@@ -62,7 +62,7 @@ FIX_NODES = (
 _worker: executor.Worker | None = None
 
 
-def run_on_node(run: Run, options: Options, exclusive: bool, jobs: int) -> dict:
+def run_on_node(run: Run, options: Options, exclusive: bool) -> dict:
     """The Ray task: run `run` here, return its result and log for the driver to write."""
     global _worker
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="keras-vs-pytorch-run-"))
@@ -71,7 +71,7 @@ def run_on_node(run: Run, options: Options, exclusive: bool, jobs: int) -> dict:
     try:
         try:
             result, _worker = executor.execute_run(
-                run, here, lambda kind, payload: None, _worker, exclusive, jobs
+                run, here, lambda kind, payload: None, _worker, exclusive, options.jobs
             )
             reply["result"] = result
         except UserError as error:  # this node cannot run it (no data, no GPU): say why
@@ -209,9 +209,7 @@ class RayExecutor:
         key = executor.worker_key_of(run, self.options)
         env = {
             "KERAS_VS_PYTORCH_WORKER_KEY": "/".join(map(str, key)),
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(environment.ROOT), os.environ.get("PYTHONPATH")])
-            ),
+            "PYTHONPATH": executor.project_pythonpath(),
         }
         return self.remote.options(
             num_cpus=self.options.threads,
@@ -220,7 +218,7 @@ class RayExecutor:
             max_retries=0,  # a lost run is `failed` and retried by the next invocation
             runtime_env={"env_vars": env},
             name=run.label,
-        ).remote(run, self.options, exclusive, self.options.jobs)
+        ).remote(run, self.options, exclusive)
 
     def run(self, runs: list[Run], on_event, on_result, exclusive: bool = False) -> None:
         """Run `runs` as tasks (each `exclusive` one with its node to itself); call
@@ -265,13 +263,7 @@ class RayExecutor:
             where = f"on {node['hostname']}" if node else "on its node"
             reason = reply.get("lost") or f"{where}: {reply.get('user_error')}"
             request = executor.request_for(run, self.options, exclusive, self.options.jobs)
-            result = {
-                **protocol.result_header(request),
-                "status": "failed",
-                "reason": reason,
-                "failed_epoch": None,
-                "epochs": [],
-            }
+            result = protocol.failed_result(request, reason)
         elif "reason" in result and reply.get("scratch_log"):
             # A worker that died names its log: the copy the driver just wrote.
             result["reason"] = result["reason"].replace(reply["scratch_log"], str(log_path))
