@@ -13,7 +13,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_impl.data import load_fashion_mnist
 from keras_impl.defaults import framework_defaults
-from keras_impl.model import build_model, count_parameters, get_weights, set_weights
+from keras_impl.model import (
+    build_model,
+    count_parameters,
+    dropout_probe,
+    get_weights,
+    set_weights,
+)
 from keras_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -23,7 +29,7 @@ from keras_impl.runtime import (
     intra_op_threads,
     synchronize,
 )
-from keras_impl.train import Trainer, loss_and_gradients, predict, training_batches
+from keras_impl.train import Trainer, predict, training_batches
 
 __all__ = [
     "FRAMEWORK",
@@ -37,9 +43,9 @@ __all__ = [
     "count_parameters",
     "get_weights",
     "set_weights",
+    "dropout_probe",
     "Trainer",
     "predict",
-    "loss_and_gradients",
     "training_batches",
     "load_fashion_mnist",
     "framework_defaults",

@@ -36,6 +36,14 @@ def custom_relu(x):
 
 ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "custom_relu": custom_relu}
 WEIGHTED_LAYERS = (keras.layers.Conv2D, keras.layers.Dense)
+# Every dropout-like layer (Dropout, AlphaDropout, ...): the probe must see them all.
+DROPOUT_LAYERS = (
+    keras.layers.Dropout,
+    keras.layers.AlphaDropout,
+    keras.layers.GaussianDropout,
+    keras.layers.SpatialDropout1D,
+    keras.layers.SpatialDropout2D,
+)
 
 
 def _initializer(kind: str, fan_in: int):
@@ -174,3 +182,28 @@ def set_weights(model: keras.Model, weights: list[np.ndarray]) -> None:
     for (layer, flattened), kernel, bias in zip(layers, weights[0::2], weights[1::2], strict=True):
         layer.kernel.assign(_from_canonical(kernel, flattened))
         layer.bias.assign(bias)
+
+
+def dropout_probe(model: keras.Model, x: np.ndarray) -> list[dict]:
+    """Each dropout layer of the model, in forward order: how many weighted layers come
+    before it, its input on x (the layers before it in inference mode), and its output
+    on that input in training mode and in inference mode."""
+    probes, weighted = [], 0
+    hidden = keras.ops.convert_to_tensor(x)
+    for layer in model.layers:
+        weighted += isinstance(layer, WEIGHTED_LAYERS)
+        if isinstance(layer, DROPOUT_LAYERS):
+            before = keras.ops.convert_to_numpy(hidden)
+            trained = keras.ops.convert_to_numpy(layer(hidden, training=True))
+            hidden = layer(hidden, training=False)
+            probes.append(
+                {
+                    "after_weighted_layers": weighted,
+                    "input": before,
+                    "training": trained,
+                    "inference": keras.ops.convert_to_numpy(hidden),
+                }
+            )
+        else:
+            hidden = layer(hidden, training=False)
+    return probes

@@ -110,22 +110,6 @@ def _as_native(model: keras.Model, arrays: list[np.ndarray]) -> list:
     return [ops.convert_to_tensor(copy) for copy in copies]
 
 
-def loss_and_gradients(
-    model: keras.Model, x: np.ndarray, y: np.ndarray
-) -> tuple[float, list[np.ndarray]]:
-    """The training-mode loss on one batch and its gradients, in the canonical layout."""
-    # Parity: the Keras API has no "gradients of this loss" call; each backend computes
-    # them its own way (keras_impl.backends), the ways fit's own train_step does.
-    loss, gradients = backends.current().value_and_gradients(
-        model, lambda call: loss_fn()(y, call(x, training=True))
-    )
-    gradients = [
-        ops.zeros_like(v) if g is None else g
-        for g, v in zip(gradients, model.trainable_variables, strict=True)
-    ]
-    return float(ops.convert_to_numpy(loss)), _as_canonical(model, gradients)
-
-
 class Trainer:
     """Owns the optimizer state for one model, on the run's device ("cpu" or "gpu")."""
 
@@ -146,9 +130,8 @@ class Trainer:
         # syncs); idiomatic: compile's defaults. Per backend: keras_impl/execution.py.
         dropout = any(isinstance(layer, keras.layers.Dropout) for layer in model.layers)
         options = execution.options(mode, keras.backend.backend(), dropout)
-        model.compile(
-            optimizer=make_optimizer(train_spec), loss=loss_fn(train_spec.loss), **options
-        )
+        self.loss_function = loss_fn(train_spec.loss)
+        model.compile(optimizer=make_optimizer(train_spec), loss=self.loss_function, **options)
         self._native_inputs = None
         self._resident = None  # (x, y, their tensors), TensorFlow backend only
 
@@ -199,6 +182,24 @@ class Trainer:
         """One optimizer step on one batch, as `train_epoch` takes it; returns its loss."""
         # train_on_batch runs the same compiled train function as fit.
         return float(self.model.train_on_batch(x, y))
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """The loss of one batch as `train_step` computes it (the spec's loss and target
+        form, training mode) and its gradients in the canonical layout; no update."""
+        targets = self._targets(y)
+
+        def loss_of(call):
+            # Parity: the loss `compile` was given; fit averages it over the batch.
+            return ops.mean(self.loss_function(targets, call(x, training=True)))
+
+        # Parity: the Keras API has no "gradients of this loss" call; each backend computes
+        # them its own way (keras_impl.backends), the ways fit's own train_step does.
+        loss, gradients = backends.current().value_and_gradients(self.model, loss_of)
+        gradients = [
+            ops.zeros_like(v) if g is None else g
+            for g, v in zip(gradients, self.model.trainable_variables, strict=True)
+        ]
+        return float(ops.convert_to_numpy(loss)), _as_canonical(self.model, gradients)
 
     def apply_gradients(self, gradients: list[np.ndarray]) -> None:
         """One optimizer step with the given canonical-layout gradients."""

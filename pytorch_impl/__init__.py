@@ -7,7 +7,13 @@ package only through it.
 
 from pytorch_impl.data import load_fashion_mnist
 from pytorch_impl.defaults import framework_defaults
-from pytorch_impl.model import build_model, count_parameters, get_weights, set_weights
+from pytorch_impl.model import (
+    build_model,
+    count_parameters,
+    dropout_probe,
+    get_weights,
+    set_weights,
+)
 from pytorch_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -17,7 +23,7 @@ from pytorch_impl.runtime import (
     intra_op_threads,
     synchronize,
 )
-from pytorch_impl.train import Trainer, loss_and_gradients, predict, training_batches
+from pytorch_impl.train import Trainer, predict, training_batches
 
 __all__ = [
     "FRAMEWORK",
@@ -31,9 +37,9 @@ __all__ = [
     "count_parameters",
     "get_weights",
     "set_weights",
+    "dropout_probe",
     "Trainer",
     "predict",
-    "loss_and_gradients",
     "training_batches",
     "load_fashion_mnist",
     "framework_defaults",

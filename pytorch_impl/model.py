@@ -48,6 +48,8 @@ class CustomReLU(nn.Module):
 
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "custom_relu": CustomReLU}
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
+# Every dropout-like layer (Dropout, AlphaDropout, ...): the probe must see them all.
+DROPOUT_LAYERS = (nn.modules.dropout._DropoutNd,)
 
 
 def _initialize(tensor: torch.Tensor, kind: str, fan_in: int) -> None:
@@ -176,3 +178,32 @@ def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
                 )
             layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight)))
             layer.bias.copy_(torch.from_numpy(np.ascontiguousarray(bias)))
+
+
+def dropout_probe(model: nn.Module, x: np.ndarray) -> list[dict]:
+    """Each dropout layer of the model, in forward order: how many weighted layers come
+    before it, its input on x (the layers before it in inference mode), and its output
+    on that input in training mode and in inference mode."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    probes, weighted = [], 0
+    hidden = torch.from_numpy(x).to(device)
+    with torch.no_grad():
+        for layer in model:
+            weighted += isinstance(layer, WEIGHTED_LAYERS)
+            if isinstance(layer, DROPOUT_LAYERS):
+                before = hidden
+                trained = layer.train()(before)
+                hidden = layer.eval()(before)
+                probes.append(
+                    {
+                        "after_weighted_layers": weighted,
+                        "input": before.cpu().numpy(),
+                        "training": trained.cpu().numpy(),
+                        "inference": hidden.cpu().numpy(),
+                    }
+                )
+            else:
+                hidden = layer.eval()(hidden)
+    model.train(was_training)
+    return probes

@@ -94,20 +94,6 @@ def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def loss_and_gradients(
-    model: torch.nn.Module, x: np.ndarray, y: np.ndarray
-) -> tuple[float, list[np.ndarray]]:
-    """The training-mode loss on one batch and its gradients, in the canonical layout."""
-    model.train()
-    model.zero_grad(set_to_none=True)
-    device = _device_of(model)
-    loss = loss_fn(model(torch.from_numpy(x).to(device)), torch.from_numpy(y).to(device))
-    loss.backward()
-    gradients = [torch.zeros_like(p) if p.grad is None else p.grad for p in model.parameters()]
-    model.zero_grad(set_to_none=True)
-    return float(loss.detach()), _as_canonical(model, gradients)
-
-
 class Trainer:
     """Owns the optimizer state for one model, on the run's device ("cpu" or "gpu")."""
 
@@ -139,10 +125,15 @@ class Trainer:
     def _batch_loss(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
         return loss_fn(self.model(batch_x), batch_y, self.loss)
 
-    def _step(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
+    def _backward(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
+        """The training step's loss, its gradients left in the parameters' .grad."""
         loss = self._loss_of(batch_x, batch_y)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        return loss
+
+    def _step(self, batch_x: torch.Tensor, batch_y: torch.Tensor) -> torch.Tensor:
+        loss = self._backward(batch_x, batch_y)
         self.optimizer.step()
         return loss.detach()
 
@@ -174,6 +165,18 @@ class Trainer:
         self.model.train()
         inputs, labels = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
         return float(self._step(inputs, labels))
+
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """The loss of one batch as `train_step` computes it (the spec's loss and target
+        form, training mode) and its gradients in the canonical layout; no update."""
+        self.model.train()
+        inputs, labels = torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device)
+        loss = self._backward(inputs, labels)
+        parameters = list(self.model.parameters())
+        gradients = [torch.zeros_like(p) if p.grad is None else p.grad for p in parameters]
+        canonical = _as_canonical(self.model, gradients)
+        self.optimizer.zero_grad(set_to_none=True)
+        return float(loss.detach()), canonical
 
     def apply_gradients(self, gradients: list[np.ndarray]) -> None:
         """One optimizer step with the given canonical-layout gradients."""

@@ -21,13 +21,14 @@ from keras_impl import runtime
 from keras_impl.backends import jax as jax_backend
 from tests.conftest import ROOT
 
-# Builds the MLP and the CNN on this backend, round-trips weights, checks forward and
-# gradients against native torch on 32 real test images; prints one JSON line.
+# Builds the MLP and the CNN on this backend, checks Keras's own initial weights,
+# round-trips weights, checks forward and gradients against native torch on 32 real test
+# images and trains both through the study path; prints one JSON line.
 CHECK_BACKEND = """
 import json
 import torch._dynamo  # before TensorFlow: see compare/parity_levels.py
 from compare.data import split
-from compare.parity import levels
+from compare.parity import built, levels, training
 from compare.parity import suite as parity
 from compare.spec import catalog
 from compare.spec import studies
@@ -50,10 +51,14 @@ for name in ("mlp", "cnn"):
     shared = split.load_shared(experiment.data)
     x, y = shared.x_test[: spec.batch_size], shared.y_test[: spec.batch_size]
     aligned, _ = parity.for_lockstep(experiment)
-    checks = [
+    checks = [built.check_init(experiment, spec)]
+    torch_model, keras_model = levels.build_pair(experiment)
+    weights = levels.T.get_weights(torch_model)
+    checks += [
         levels.check_weights(experiment),
-        levels.check_forward(*levels.build_pair(experiment), x, spec),
-        levels.check_gradients(*levels.build_pair(aligned), x, y, spec),
+        levels.check_forward(torch_model, keras_model, x, spec),
+        levels.check_gradients(aligned, weights, x, y, spec),
+        training.check_study_path(aligned, weights, spec, "tuned"),
     ]
     out["models"][name] = {c.name: [c.passed, c.max_abs_diff] for c in checks}
 print(json.dumps(out))
@@ -85,6 +90,7 @@ def test_keras_on_backend_matches_native_torch(backend):
             passed, max_abs_diff = checks[level]
             # Passed, and not vacuously: two float32 implementations differ by rounding.
             assert passed and 0 < max_abs_diff < 1e-5, (name, level, checks)
+        assert checks["init"][0] and checks["study_path"][0], (name, checks)
 
 
 @pytest.mark.parametrize(

@@ -55,7 +55,7 @@ def test_structure_forward_and_gradients_agree(batch):
     assert structure.detail["parameter_count"]["torch"] == 218_058
     forward = levels.check_forward(torch_model, keras_model, x, SPEC)
     assert forward.passed and 0 < forward.max_abs_diff <= 1e-5, forward
-    gradients = levels.check_gradients(torch_model, keras_model, x, y, SPEC)
+    gradients = levels.check_gradients(MLP, T.get_weights(torch_model), x, y, SPEC)
     assert gradients.passed, gradients.detail
     assert len(gradients.detail["tensors"]) == 6
 
@@ -129,11 +129,11 @@ def test_conv_flatten_dense_passes_forward_and_gradients(batch):
     assert levels.check_structure(torch_model, keras_net, x).passed
     assert levels.check_weights(CONV_DENSE).passed
     assert levels.check_forward(torch_model, keras_net, x, SPEC).passed
-    assert levels.check_gradients(torch_model, keras_net, x, y, SPEC).passed
+    assert levels.check_gradients(CONV_DENSE, T.get_weights(torch_model), x, y, SPEC).passed
 
 
 @pytest.mark.parametrize("trap", ["same_padding", "unpermuted_flatten"])
-def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap):
+def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap, monkeypatch):
     # Keras padding="same" at stride 2 (odd pixel bottom/right only), and a flatten whose
     # first dense kernel keeps Keras's (H, W, C) row order.
     x, y = batch
@@ -143,7 +143,9 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap):
     assert levels.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
     forward = levels.check_forward(torch_model, wrong, x, SPEC)
     assert not forward.passed and forward.max_abs_diff > 100 * SPEC.forward_atol
-    assert not levels.check_gradients(torch_model, wrong, x, y, SPEC).passed
+    monkeypatch.setattr(K, "build_model", lambda spec: keras_traps.build_trap_model(spec, trap))
+    gradients = levels.check_gradients(CONV_DENSE, T.get_weights(torch_model), x, y, SPEC)
+    assert not gradients.passed and "kernel" in gradients.detail["first_failure"]
 
 
 def test_data_level_and_its_trap(shared, monkeypatch):

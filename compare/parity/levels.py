@@ -64,6 +64,35 @@ def differences(reference: list[np.ndarray], other: list[np.ndarray]) -> tuple[f
     return abs_diff, rel_diff
 
 
+def tensor_names(model_spec) -> list[str]:
+    """The canonical weights' names, in order: `conv1.kernel`, `conv1.bias`, ...,
+    `dense1.kernel`, ...: what a failing level names."""
+    layers = []
+    if model_spec.architecture == "cnn":
+        layers += [f"conv{i}" for i in range(1, len(model_spec.conv_filters) + 1)]
+    if model_spec.logits_from == "dense":
+        layers += [f"dense{i}" for i in range(1, len(model_spec.hidden_sizes) + 2)]
+    return [f"{layer}.{part}" for layer in layers for part in ("kernel", "bias")]
+
+
+def first_past(gaps: list[float], bounds: list[float], names: list[str]) -> str | None:
+    """The first tensor whose gap passes its bound, with both; None when none does."""
+    for gap, bound, name in zip(gaps, bounds, names, strict=True):
+        if not gap <= bound:
+            return f"{name} differs by {gap:.2e} (bound {bound:.2e})"
+    return None
+
+
+def tensor_gaps(reference: list[np.ndarray], other: list[np.ndarray]) -> list[float]:
+    """max |reference - other| per tensor."""
+    return [
+        float(np.max(np.abs(np.asarray(a, np.float64) - b)))
+        if np.shape(a) == np.shape(b)
+        else float("inf")
+        for a, b in zip(reference, other, strict=True)
+    ]
+
+
 def transplant(torch_model, keras_model) -> None:
     """Copy the torch model's weights into the Keras model, through the canonical layout."""
     K.set_weights(keras_model, T.get_weights(torch_model))
@@ -151,23 +180,43 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
     )
 
 
-def check_gradients(torch_model, keras_model, x, y, parity: ParitySpec) -> Check:
-    """Same training-mode loss, and per tensor |delta| <= rtol * max|g| + atol."""
-    torch_loss, torch_grads = T.loss_and_gradients(torch_model, x, y)
-    keras_loss, keras_grads = K.loss_and_gradients(keras_model, x, y)
+def check_gradients(experiment: ExperimentSpec, weights, x, y, parity: ParitySpec) -> Check:
+    """Same training-mode loss and per-tensor gradients on one batch, each computed by the
+    side's own Trainer (the spec's loss and target form, as `train_step` computes them):
+    per tensor |delta| <= rtol * max|g| + atol. Fails naming the first tensor off."""
+    sides = []
+    for impl in (T, K):
+        model = impl.build_model(experiment.model)
+        impl.set_weights(model, weights)
+        sides.append(impl.Trainer(model, experiment.train).loss_and_gradients(x, y))
+    (torch_loss, torch_grads), (keras_loss, keras_grads) = sides
     loss_diff = abs(torch_loss - keras_loss)
     passed = loss_diff <= parity.loss_atol
+    names = tensor_names(experiment.model)
+    # The first tensor off names where the two part; the loss only when all agree.
+    first = None
     tensors = []
     for index, (reference, other) in enumerate(zip(torch_grads, keras_grads, strict=True)):
         scale = float(np.max(np.abs(reference)))
-        delta = float(np.max(np.abs(reference.astype(np.float64) - other)))
+        delta = tensor_gaps([reference], [other])[0]
         # A parameter whose true gradient is zero has nothing to compare but rounding.
         skipped = scale == 0.0
-        ok = skipped or delta <= parity.gradient_rtol * scale + parity.gradient_atol
-        passed = passed and ok and reference.shape == other.shape
+        bound = parity.gradient_rtol * scale + parity.gradient_atol
+        ok = skipped or delta <= bound
+        if not ok and first is None:
+            first = f"the gradient of {names[index]} differs by {delta:.2e} (bound {bound:.2e})"
+        passed = passed and ok
         tensors.append(
-            {"index": index, "max_abs": scale, "max_abs_diff": delta, "ok": ok, "skipped": skipped}
+            {
+                "tensor": names[index],
+                "max_abs": scale,
+                "max_abs_diff": delta,
+                "ok": ok,
+                "skipped": skipped,
+            }
         )
+    if first is None and loss_diff > parity.loss_atol:
+        first = f"the loss differs by {loss_diff:.2e} (bound {parity.loss_atol:.2e})"
     abs_diff, rel_diff = differences(torch_grads, keras_grads)
     return Check(
         "gradients",
@@ -179,7 +228,9 @@ def check_gradients(torch_model, keras_model, x, y, parity: ParitySpec) -> Check
             "per_tensor": f"|delta| <= {parity.gradient_rtol} * max|g| + {parity.gradient_atol}",
         },
         {
+            "loss_form": experiment.train.loss,
             "examples": len(x),
+            "first_failure": first,
             "loss": {"torch": torch_loss, "keras": keras_loss},
             "loss_abs_diff": loss_diff,
             "tensors": tensors,

@@ -37,6 +37,7 @@ import tempfile
 from compare import files
 from compare.data import split
 from compare.parity import defaults
+from compare.parity.built import check_dropout, check_init
 from compare.parity.levels import (
     K,
     T,
@@ -48,14 +49,25 @@ from compare.parity.levels import (
     check_structure,
     check_weights,
 )
-from compare.parity.training import check_lockstep, check_optimizer
+from compare.parity.training import check_lockstep, check_optimizer, check_study_path
 from compare.run import environment
 from compare.spec import studies
 from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, implementation_name
 from compare.spec.schema import ExperimentSpec, ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
-LEVELS = ("structure", "weights", "forward", "gradients", "optimizer", "lockstep", "data")
+LEVELS = (
+    "structure",
+    "weights",
+    "init",
+    "forward",
+    "dropout",
+    "gradients",
+    "optimizer",
+    "lockstep",
+    "study_path",
+    "data",
+)
 # The float64 replay separates update rules from float32 rounding only where Keras
 # computes in float64; a larger gap there is reported as a note with its reason.
 
@@ -100,9 +112,18 @@ def for_lockstep(experiment: ExperimentSpec) -> tuple[ExperimentSpec, list[str]]
             "gradients, optimizer and lockstep use adam_formula='torch' (Keras re-implements "
             "torch's Adam); stock Adam cannot agree, see native_adam"
         )
+    if train.optimizer == "rmsprop" and train.rmsprop_formula != "torch":
+        train = dataclasses.replace(train, rmsprop_formula="torch")
+        notes.append(
+            "gradients, optimizer, lockstep and study_path use rmsprop_formula='torch' (Keras "
+            "re-implements torch's RMSprop); stock RMSprop cannot agree, see stock_formula_gap"
+        )
     if model.dropout_rate > 0:
         model = dataclasses.replace(model, dropout_rate=0.0)
-        notes.append("gradients and lockstep run with dropout off: masks never match")
+        notes.append(
+            "gradients, lockstep and study_path run with dropout off (masks never match); "
+            "the dropout level checks each side's dropout against the spec"
+        )
     return dataclasses.replace(experiment, train=train, model=model), notes
 
 
@@ -132,15 +153,17 @@ def check_model(
     loaders: dict,
     threads: int = 1,
     data_dir: str | None = None,
+    modes: tuple[str, ...] = (DEFAULT_MODE,),
 ) -> dict:
-    """Every level for one experiment; the result is plain JSON."""
+    """Every level for one experiment; the study-path level once per execution mode in
+    `modes`; the result is plain JSON."""
     # What the entry is about: the report shows it only beside runs of the same identity.
     identity = {
         "spec_hash": experiment.spec_hash(),
         "parity_identity": studies.parity_identity(experiment.to_dict()),
-        # The levels build each side's model, optimizer and steps as the default mode
-        # does; the other modes' code paths are not checked (the report says so).
-        "mode": DEFAULT_MODE,
+        # The study-path level trains each side in these modes; the other levels build
+        # model, optimizer and steps as the default mode does.
+        "mode": modes[0] if len(modes) == 1 else list(modes),
     }
     # Reseeded per model: its initial weights must not depend on the models checked before.
     configure(threads, parity.seed)
@@ -150,15 +173,20 @@ def check_model(
     x, y = shared.x_test[: parity.batch_size], shared.y_test[: parity.batch_size]
     aligned, notes = for_lockstep(experiment)
 
+    # Each side's own model first, before anything is transplanted: its initialisers.
+    init = check_init(experiment, parity)
     torch_model, keras_model = build_pair(experiment)
     weights = T.get_weights(torch_model)
     checks = [
         check_structure(torch_model, keras_model, x),
         check_weights(experiment),
+        init,
         check_forward(torch_model, keras_model, x, parity),
-        check_gradients(*build_pair(aligned), x, y, parity),
+        check_dropout(torch_model, keras_model, experiment, x, parity),
+        check_gradients(aligned, weights, x, y, parity),
         check_optimizer(aligned, weights, parity),
         check_lockstep(aligned, shared, weights, parity),
+        *(check_study_path(aligned, weights, parity, mode, data_dir) for mode in modes),
         check_data(experiment, shared, loaders),
     ]
     backend = K.backend()

@@ -10,10 +10,14 @@ Stage: parity.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from compare.data import split
-from compare.parity.levels import Check, K, T, differences
+from compare.parity.levels import Check, K, T, differences, first_past, tensor_gaps, tensor_names
+from compare.run import loop
+from compare.spec.identity import DEFAULT_MODE
 from compare.spec.schema import ExperimentSpec, ParitySpec
 
 
@@ -223,5 +227,79 @@ def check_lockstep(experiment, shared, weights, parity: ParitySpec) -> Check:
             "float64": {
                 key: float64[key] for key in ("loss_max_abs_diff", "params_max_abs_diff_after_step")
             },
+        },
+    )
+
+
+def study_path_data(experiment: ExperimentSpec, parity: ParitySpec) -> ExperimentSpec:
+    """The experiment on the study path's subset: a stratified `train_limit` of
+    `study_path_batches` full batches plus a third of one (the last, partial batch)."""
+    batch = experiment.train.batch_size
+    examples = parity.study_path_batches * batch + max(1, batch // 3)
+    data = dataclasses.replace(experiment.data, train_limit=examples)
+    return dataclasses.replace(experiment, data=data)
+
+
+def check_study_path(
+    experiment: ExperimentSpec, weights, parity: ParitySpec, mode: str, data_dir=None
+) -> Check:
+    """Both sides trained the way a study run trains them, from the same weights.
+
+    Each side's Trainer is built as the worker builds it (`build_model`, `Trainer` in
+    `mode`) and every epoch goes through the worker's own entry point
+    (`compare.run.loop.epoch_function`: the spec's batch size, the runner's shuffled
+    order, the target conversion, the loss), on a stratified subset with a partial last
+    batch, for `study_path_epochs` epochs. The epoch losses and, after every epoch, the
+    parameters must agree within the lockstep atol. Fails naming the first epoch and
+    the first tensor past it.
+    """
+    experiment = study_path_data(experiment, parity)
+    shared = split.prepared(experiment.data, data_dir)
+    trained = {}
+    for impl in (T, K):
+        model = impl.build_model(experiment.model)
+        impl.set_weights(model, weights)
+        trainer = impl.Trainer(model, experiment.train, mode)
+        losses, snapshots = [], []
+        for epoch in range(parity.study_path_epochs):
+            run_epoch = loop.epoch_function(trainer, experiment, shared, parity.seed, mode, epoch)
+            losses.append(run_epoch())
+            snapshots.append(impl.get_weights(model))
+        trained[impl.FRAMEWORK] = (losses, snapshots)
+    (torch_losses, torch_after), (keras_losses, keras_after) = trained.values()
+    atol = (
+        parity.lockstep_adam_atol if experiment.train.optimizer == "adam" else parity.lockstep_atol
+    )
+    names = tensor_names(experiment.model)
+    first, params_gaps = None, []
+    for epoch, (a, b) in enumerate(zip(torch_after, keras_after, strict=True), start=1):
+        gaps = tensor_gaps(a, b)
+        params_gaps.append(max(gaps))
+        past = first_past(gaps, [atol] * len(gaps), names)
+        if past and first is None:
+            first = f"after epoch {epoch}: {past}"
+    loss_gaps = [abs(a - b) for a, b in zip(torch_losses, keras_losses, strict=True)]
+    for epoch, gap in enumerate(loss_gaps, start=1):
+        if not gap <= atol and first is None:
+            first = f"epoch {epoch}'s mean loss differs by {gap:.2e} (bound {atol:.2e})"
+    abs_diff, rel_diff = differences(torch_after[-1], keras_after[-1])
+    steps_per_epoch = -(-len(shared.y_train) // experiment.train.batch_size)
+    return Check(
+        "study_path" if mode == DEFAULT_MODE else f"study_path-{mode}",
+        first is None,
+        max(abs_diff, *loss_gaps),
+        rel_diff,
+        {"atol": atol},
+        {
+            "mode": mode,
+            "entry_point": "compare.run.loop.epoch_function",
+            "examples": len(shared.y_train),
+            "batch_size": experiment.train.batch_size,
+            "epochs": parity.study_path_epochs,
+            "steps": steps_per_epoch * parity.study_path_epochs,
+            "loss_form": experiment.train.loss,
+            "first_failure": first,
+            "epoch_losses": {"torch": torch_losses, "keras": keras_losses},
+            "params_max_abs_diff_after_epoch": params_gaps,
         },
     )

@@ -38,6 +38,10 @@ class Trainer(Protocol):
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on one batch, as `train_epoch` takes it; its loss."""
 
+    def loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
+        """The loss of one batch as `train_step` computes it (the spec's loss and target
+        form, training mode) and its canonical-layout gradients; no update."""
+
     def apply_gradients(self, gradients: list[np.ndarray]) -> None:
         """One optimizer step with the given canonical-layout gradients."""
 
@@ -81,8 +85,9 @@ class Implementation(Protocol):
     def predict(self, model, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Logits in inference mode."""
 
-    def loss_and_gradients(self, model, x: np.ndarray, y: np.ndarray) -> tuple[float, list]:
-        """The training-mode loss on one batch and its canonical-layout gradients."""
+    def dropout_probe(self, model, x: np.ndarray) -> list[dict]:
+        """Each dropout layer in forward order: `after_weighted_layers`, its `input` on x
+        (inference mode up to it), its `training` and `inference` outputs on that input."""
 
     def training_batches(
         self, x: np.ndarray, y: np.ndarray, batch_size: int, order=None

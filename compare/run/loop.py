@@ -91,6 +91,24 @@ def train_and_evaluate(request, result: dict, emit: Callable[[str, object], None
         train_classifier(impl, experiment, request, phases, result, emit)
 
 
+def epoch_function(trainer, experiment, shared, seed: int, mode: str, epoch: int):
+    """A call training `epoch` of a classifier run, as the worker trains it: the one
+    entry point from a run to an implementation's epoch (parity's study-path level
+    calls it too, so what it proves is what the study ran)."""
+    if experiment.data.pipeline == "native":
+        # Each framework's own input path shuffles (seeded from the run's seed).
+        return lambda: trainer.train_epoch_native(
+            shared.train_images, shared.y_train, experiment.data, seed
+        )
+    order = split.epoch_order(seed, epoch, len(shared.y_train))
+    if mode == "idiomatic":
+        # The tutorials' input path, in the shared order.
+        return lambda: trainer.train_epoch_native(
+            shared.train_images, shared.y_train, experiment.data, seed, order=order
+        )
+    return lambda: trainer.train_epoch(shared.x_train, shared.y_train, order)
+
+
 def train_classifier(impl, experiment, request, phases, result, emit) -> None:
     seed, mode, train_spec = request.seed, request.mode, experiment.train
     with phases.phase("data"):
@@ -125,18 +143,7 @@ def train_classifier(impl, experiment, request, phases, result, emit) -> None:
         return metrics.evaluate(logits, y)
 
     def epoch_of(epoch: int) -> Callable[[], float]:
-        if experiment.data.pipeline == "native":
-            # Each framework's own input path shuffles (seeded from the run's seed).
-            return lambda: trainer.train_epoch_native(
-                shared.train_images, shared.y_train, experiment.data, seed
-            )
-        order = split.epoch_order(seed, epoch, len(shared.y_train))
-        if mode == "idiomatic":
-            # The tutorials' input path, in the shared order.
-            return lambda: trainer.train_epoch_native(
-                shared.train_images, shared.y_train, experiment.data, seed, order=order
-            )
-        return lambda: trainer.train_epoch(shared.x_train, shared.y_train, order)
+        return epoch_function(trainer, experiment, shared, seed, mode, epoch)
 
     def after_epoch(epoch: int) -> dict:
         val_loss, val_accuracy = score(shared.x_val, shared.y_val)

@@ -55,6 +55,9 @@ LOGITS_FROM = ("dense", "conv")
 # "native": each framework's stock Adam (what the study trains with). "torch": the Keras
 # side re-implements torch's update, so lockstep parity can hold (see parity-notes.md).
 ADAM_FORMULAS = ("native", "torch")
+# The same for RMSprop: "torch" makes the Keras side take torch's update (epsilon
+# added outside the square root, momentum buffer scaled by lr at the step).
+RMSPROP_FORMULAS = ("native", "torch")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +145,9 @@ class TrainSpec:
     # RMSprop (also uses epsilon and momentum). Parity: Keras calls it rho (default
     # 0.9), PyTorch alpha (default 0.99); set explicitly.
     rho: float = 0.9
+    # Parity: stock Keras RMSprop adds epsilon inside the square root, torch outside;
+    # "torch" swaps in torch's update on the Keras side (parity's lockstep uses it).
+    rmsprop_formula: str = "native"
     # Batch size for validation/test predictions (does not affect results).
     eval_batch_size: int = 1_000
     # Validation accuracy a run must reach for "time to target" in the report.
@@ -251,6 +257,30 @@ class ParitySpec:
     regression_compared_steps: int = 200
     regression_compared_down_to: float = 1e-8
     regression_loss_rtol: float = 1e-3
+    # Initialisers: each side's own freshly built weights against the spec's
+    # distribution, per tensor: every value within the distribution's bounds, and a
+    # Kolmogorov-Smirnov test, the sample mean and variance (as z-scores) not rejecting
+    # it. Both thresholds put a correct tensor's false-alarm rate near 1e-6 per test.
+    init_p_min: float = 1e-6
+    init_z_max: float = 5.0
+    # Dropout in the built model, training mode: the share of dropped units among the
+    # non-zero inputs is tested against the spec's rate (two-sided binomial test), and
+    # survivors must be scaled by 1 / (1 - rate) to this relative tolerance.
+    dropout_p_min: float = 1e-6
+    dropout_scale_rtol: float = 1e-5
+    # Study path: both sides trained through the worker's own epoch entry point
+    # (compare.run.loop.epoch_function) from the same weights, on a stratified subset of
+    # study_path_batches full batches plus a partial one (a third of a batch), for
+    # study_path_epochs epochs, so the epoch boundary, the shared order and the last
+    # partial batch all run. Held to the lockstep atol after every epoch.
+    study_path_batches: int = 2
+    study_path_epochs: int = 3
+    # Stock optimizers against a float64 NumPy replay of their framework's documented
+    # update (compare.parity.formulas): per gradient-scale group, the float32 trajectory
+    # may differ from the reference by stock_optimizer_rtol x the group's displacement
+    # from the start, plus stock_optimizer_atol.
+    stock_optimizer_rtol: float = 1e-3
+    stock_optimizer_atol: float = 1e-7
 
 
 SECTIONS = {"data": DataSpec, "model": ModelSpec, "train": TrainSpec}

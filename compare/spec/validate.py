@@ -24,6 +24,7 @@ from compare.spec.schema import (
     PIPELINES,
     POOLINGS,
     REGRESSORS,
+    RMSPROP_FORMULAS,
     TRAIN_POOL_SIZE,
     VALIDATION_SPLITS,
     DataSpec,
@@ -221,5 +222,6 @@ def validate(experiment: ExperimentSpec) -> ExperimentSpec:
     _check(0.0 <= train.rho < 1.0, f"{where} train.rho must be in [0, 1)")
     _check(train.epsilon > 0, f"{where} train.epsilon must be > 0")
     _check_choice(train.adam_formula, ADAM_FORMULAS, f"{where} train.adam_formula")
+    _check_choice(train.rmsprop_formula, RMSPROP_FORMULAS, f"{where} train.rmsprop_formula")
     _check(0.0 < train.target_accuracy <= 1.0, f"{where} train.target_accuracy must be in (0, 1]")
     return experiment
