@@ -266,6 +266,9 @@ class ParitySpec:
     # Dropout in the built model, training mode: the share of dropped units among the
     # non-zero inputs is tested against the spec's rate (two-sided binomial test), and
     # survivors must be scaled by 1 / (1 - rate) to this relative tolerance.
+    # On dropout_examples test images: with the headline nets' 64-256 units, 10^5 or
+    # more units per layer, so a rate 10 % off (0.22 for 0.2) is ~10 standard errors out.
+    dropout_examples: int = 2_000
     dropout_p_min: float = 1e-6
     dropout_scale_rtol: float = 1e-5
     # Study path: both sides trained through the worker's own epoch entry point
