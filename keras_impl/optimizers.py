@@ -1,10 +1,13 @@
 """Keras optimizers as the spec names them (mirrors pytorch_impl.optimizers).
 
 `make_optimizer` builds each framework's stock optimizer, every hyperparameter from the
-spec and every default that differs set explicitly (`# Parity:`). `AdamTorchFormula` is
-the one aligned variant: Keras re-implementing torch's Adam update, so that the parity
-suite's lockstep level can hold step for step (`train.adam_formula = "torch"`); the
-study's own models use the stock optimizers.
+spec and every default that differs set explicitly (`# Parity:`). `AdamTorchFormula` and
+`RMSpropTorchFormula` are the aligned variants: Keras re-implementing torch's Adam and
+RMSprop updates, so that the parity suite's lockstep level can hold step for step
+(`train.adam_formula = "torch"`, `train.rmsprop_formula = "torch"`); the study's own
+models use the stock optimizers. `optimizer_trajectory` runs the optimizer
+`make_optimizer` builds on one small vector fed given gradients, for the parity check
+against the documented update (compare.parity.formulas).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
-from keras_impl import backends
+from keras_impl import backends, execution
 
 
 def _float64_available() -> bool:
@@ -81,6 +85,54 @@ class AdamTorchFormula(keras.optimizers.Adam):
         self.assign_sub(variable, ops.divide(ops.multiply(m, step_size), denominator))
 
 
+class RMSpropTorchFormula(keras.optimizers.RMSprop):
+    """RMSprop with torch.optim.RMSprop's update, step for step (`rmsprop_formula = "torch"`).
+
+    Parity: stock Keras RMSprop divides by sqrt(v + eps), torch by sqrt(v) + eps, so
+    where |g| is near sqrt(eps) or below (1e-4 for eps 1e-8) Keras's step is far smaller.
+    With momentum, Keras's buffer accumulates lr x g / sqrt(v + eps) and is the step;
+    torch's accumulates g / (sqrt(v) + eps) and the step is lr times it (the same while
+    lr is constant). No epsilon makes the two agree, so for lockstep parity one side must
+    re-implement the other: this side, for the reasons AdamTorchFormula gives (one
+    method to override, Keras's slot variables kept). Not centered: the spec has no
+    centered RMSprop.
+    """
+
+    def __init__(self, *args, centered: bool = False, **kwargs):
+        if centered:
+            raise ValueError("RMSpropTorchFormula re-implements torch's uncentered update only")
+        super().__init__(*args, centered=False, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        learning_rate = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        v = self._velocities[self._get_variable_index(variable)]
+        # torch: square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        self.assign(
+            v,
+            ops.add(
+                ops.multiply(v, self.rho),
+                ops.multiply(ops.multiply(gradient, 1 - self.rho), gradient),
+            ),
+        )
+        # torch: avg = square_avg.sqrt().add_(eps)
+        denominator = ops.add(ops.sqrt(v), self.epsilon)
+        if self.momentum > 0:
+            buffer = self._momentums[self._get_variable_index(variable)]
+            # torch: buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
+            self.assign(
+                buffer,
+                ops.add(ops.multiply(buffer, self.momentum), ops.divide(gradient, denominator)),
+            )
+            self.assign_sub(variable, ops.multiply(buffer, learning_rate))
+        else:
+            # torch: param.addcdiv_(grad, avg, value=-lr)
+            self.assign_sub(
+                variable, ops.multiply(ops.divide(gradient, denominator), learning_rate)
+            )
+
+
 def make_optimizer(train_spec) -> keras.optimizers.Optimizer:
     if train_spec.optimizer == "sgd":
         return keras.optimizers.SGD(
@@ -99,11 +151,38 @@ def make_optimizer(train_spec) -> keras.optimizers.Optimizer:
         )
     if train_spec.optimizer == "rmsprop":
         # Parity: rho/epsilon explicit; Keras adds epsilon inside the square root,
-        # PyTorch outside (parity-notes.md).
-        return keras.optimizers.RMSprop(
+        # PyTorch outside (parity-notes.md). "torch" swaps in torch's update (see
+        # RMSpropTorchFormula); "native" is stock.
+        rmsprop = (
+            RMSpropTorchFormula
+            if train_spec.rmsprop_formula == "torch"
+            else keras.optimizers.RMSprop
+        )
+        return rmsprop(
             learning_rate=train_spec.learning_rate,
             rho=train_spec.rho,
             epsilon=train_spec.epsilon,
             momentum=train_spec.momentum,
         )
     raise ValueError(f"unknown optimizer {train_spec.optimizer!r}")
+
+
+def optimizer_trajectory(
+    train_spec, mode: str, start: np.ndarray, gradients: np.ndarray, checkpoints: tuple[int, ...]
+) -> dict[int, np.ndarray]:
+    """{step: float32 parameters after it} for `checkpoints` (1-based) and the last step:
+    the optimizer `make_optimizer` builds, on one variable holding `start` (n,), fed
+    `gradients` (steps, n) one row a step. All the steps run in one compiled loop where
+    the backend compiles (keras_impl.backends), XLA or not as `mode`'s train step; the
+    optimizer's own `iterations` advances once a step, as in training."""
+    # Parity: `mode` only chooses XLA or not (on TensorFlow); torch's mode chooses its
+    # optimizer kernels (fused or foreach), which Keras does not have.
+    jit_compile = execution.options(mode, keras.backend.backend()).get("jit_compile", False)
+    optimizer = make_optimizer(train_spec)
+    variable = keras.Variable(np.asarray(start, np.float32), dtype="float32", name="probe")
+    optimizer.build([variable])
+    trajectory = backends.current().run_optimizer(
+        optimizer, variable, np.asarray(gradients, np.float32), bool(jit_compile)
+    )
+    wanted = {s for s in checkpoints if 1 <= s <= len(gradients)} | {len(gradients)}
+    return {step: trajectory[step - 1] for step in sorted(wanted)}

@@ -13,7 +13,9 @@ from pytorch_impl.model import (
     dropout_probe,
     get_weights,
     set_weights,
+    weighted_outputs,
 )
+from pytorch_impl.optimizers import optimizer_trajectory
 from pytorch_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -38,7 +40,9 @@ __all__ = [
     "get_weights",
     "set_weights",
     "dropout_probe",
+    "weighted_outputs",
     "Trainer",
+    "optimizer_trajectory",
     "predict",
     "training_batches",
     "load_fashion_mnist",

@@ -143,6 +143,10 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap, monkeypat
     assert levels.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
     forward = levels.check_forward(torch_model, wrong, x, SPEC)
     assert not forward.passed and forward.max_abs_diff > 100 * SPEC.forward_atol
+    # Named where the two part: the padding at the first convolution, the row order at
+    # the first dense layer.
+    first = {"same_padding": "conv1's output", "unpermuted_flatten": "dense1's output"}[trap]
+    assert forward.detail["first_failure"].startswith(first), forward.detail
     monkeypatch.setattr(K, "build_model", lambda spec: keras_traps.build_trap_model(spec, trap))
     gradients = levels.check_gradients(CONV_DENSE, T.get_weights(torch_model), x, y, SPEC)
     assert not gradients.passed and "kernel" in gradients.detail["first_failure"]

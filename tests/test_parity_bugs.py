@@ -17,9 +17,11 @@ import torch
 from torch.nn import functional
 
 import keras_impl.model
+import keras_impl.optimizers
 import keras_impl.train
 import pytorch_impl
 import pytorch_impl.model
+import pytorch_impl.optimizers
 import pytorch_impl.train
 from compare.parity import suite
 from compare.spec import catalog, studies
@@ -169,7 +171,52 @@ def torch_eval_in_training_mode(monkeypatch):
     monkeypatch.setattr(pytorch_impl.train, "predict", predict)
 
 
+def optimizer_bug(framework, spec=lambda t: t, built=lambda o: o):
+    """A bug in one side's optimizer factory: it reads the spec wrong (`spec`) or
+    changes what it built (`built`); patched where the Trainer and the stock-optimizer
+    level both take it from, as a bug in the source would be."""
+
+    def inject(monkeypatch):
+        if framework == "torch":
+            real = pytorch_impl.optimizers.make_optimizer
+
+            def factory(parameters, train_spec, mode="tuned"):
+                return built(real(parameters, spec(train_spec), mode))
+
+            modules = (pytorch_impl.optimizers, pytorch_impl.train)
+        else:
+            real = keras_impl.optimizers.make_optimizer
+
+            def factory(train_spec):
+                return built(real(spec(train_spec)))
+
+            modules = (keras_impl.optimizers, keras_impl.train)
+        for module in modules:
+            monkeypatch.setattr(module, "make_optimizer", factory)
+
+    return inject
+
+
+def torch_group(**options):
+    def change(optimizer):
+        optimizer.param_groups[0].update(options)
+        return optimizer
+
+    return change
+
+
+def keras_late_schedule(optimizer):
+    # The learning rate drops 10x after 1,000 steps: only a long enough horizon sees it.
+    rate = float(optimizer.learning_rate)
+    schedule = keras.optimizers.schedules.PiecewiseConstantDecay([1_000], [rate, rate / 10])
+    return type(optimizer).from_config({**optimizer.get_config(), "learning_rate": schedule})
+
+
 SCE = with_train(SMALL, loss="softmax_categorical_crossentropy")
+# Horizons: the quick profile's run of SMALL is a few dozen steps; LONG runs 2,400.
+LONG = with_train(SMALL, epochs=150)
+NESTEROV = with_train(SMALL, optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True)
+MOMENTUM = with_train(SMALL, optimizer="sgd", learning_rate=0.05, momentum=0.9)
 BUGS = [
     ("keras_bias_zeros", "init", SMALL, keras_bias_zeros),
     ("torch_kernel_glorot", "init", SMALL, torch_kernel_glorot),
@@ -183,12 +230,66 @@ BUGS = [
     ("keras_epoch_ignores_batch_size", "study_path", SMALL, keras_epoch_ignores_batch_size),
     ("torch_epoch_ignores_order", "study_path", SMALL, torch_epoch_ignores_order),
     ("torch_eval_in_training_mode", "forward", SMALL, torch_eval_in_training_mode),
+    (
+        "keras_adam_swapped_for_rmsprop",
+        "stock_optimizer",
+        SMALL,
+        optimizer_bug("keras", spec=lambda t: dataclasses.replace(t, optimizer="rmsprop")),
+    ),
+    (
+        "torch_learning_rate_10_percent_high",
+        "stock_optimizer",
+        SMALL,
+        optimizer_bug(
+            "torch", spec=lambda t: dataclasses.replace(t, learning_rate=t.learning_rate * 1.1)
+        ),
+    ),
+    (
+        "torch_beta_2_10_percent_low",
+        "stock_optimizer",
+        SMALL,
+        optimizer_bug("torch", spec=lambda t: dataclasses.replace(t, beta_2=t.beta_2 * 0.9)),
+    ),
+    (
+        "torch_weight_decay",
+        "stock_optimizer",
+        SMALL,
+        optimizer_bug("torch", built=torch_group(weight_decay=1e-4)),
+    ),
+    (
+        "keras_late_schedule",
+        "stock_optimizer",
+        LONG,
+        optimizer_bug("keras", built=keras_late_schedule),
+    ),
+    (
+        "keras_nesterov_dropped",
+        "stock_optimizer",
+        NESTEROV,
+        optimizer_bug("keras", spec=lambda t: dataclasses.replace(t, nesterov=False)),
+    ),
+    (
+        "torch_dampening",
+        "stock_optimizer",
+        MOMENTUM,
+        optimizer_bug("torch", built=torch_group(dampening=0.1)),
+    ),
 ]
 
 
-@pytest.mark.parametrize("experiment", [SMALL, SCE], ids=["cross_entropy", "softmax_cce"])
-def test_the_unpatched_tree_passes(experiment):
-    result = run_levels(experiment)
+@pytest.mark.parametrize(
+    ("experiment", "levels"),
+    [
+        (SMALL, (*LEVELS, "stock_optimizer")),
+        (SCE, LEVELS),
+        (LONG, ("stock_optimizer",)),
+        (NESTEROV, ("stock_optimizer", "study_path")),
+        (MOMENTUM, ("stock_optimizer",)),
+    ],
+    ids=["small", "softmax_cce", "long", "nesterov", "momentum"],
+)
+def test_the_unpatched_tree_passes(experiment, levels):
+    result = run_levels(experiment, levels)
     failed = {c["name"]: result["details"][c["name"]] for c in result["checks"] if not c["passed"]}
     assert result["passed"], failed
 

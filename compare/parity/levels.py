@@ -75,6 +75,16 @@ def tensor_names(model_spec) -> list[str]:
     return [f"{layer}.{part}" for layer in layers for part in ("kernel", "bias")]
 
 
+def layer_names(kernels: list[np.ndarray]) -> list[str]:
+    """`conv1`, ..., `dense1`, ... for canonical kernels (4-D: a convolution)."""
+    counts, names = {"conv": 0, "dense": 0}, []
+    for kernel in kernels:
+        kind = "conv" if np.ndim(kernel) == 4 else "dense"
+        counts[kind] += 1
+        names.append(f"{kind}{counts[kind]}")
+    return names
+
+
 def first_past(gaps: list[float], bounds: list[float], names: list[str]) -> str | None:
     """The first tensor whose gap passes its bound, with both; None when none does."""
     for gap, bound, name in zip(gaps, bounds, names, strict=True):
@@ -166,6 +176,24 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
         for reference, other in (logits, probabilities)
     )
     abs_diff, rel_diff = differences([logits[0], probabilities[0]], [logits[1], probabilities[1]])
+    # Where the two part: the first weighted layer whose output (before its activation)
+    # is off; past the last one, what follows it (output activation, pooling, flatten).
+    kernels = T.get_weights(torch_model)[0::2]
+    layers = layer_names(kernels)
+    outputs = T.weighted_outputs(torch_model, x), K.weighted_outputs(keras_model, x)
+    per_layer = tensor_gaps(*outputs)
+    first = None
+    if not close:
+        first = next(
+            (
+                f"{name}'s output differs by {gap:.2e}"
+                for name, gap, out in zip(layers, per_layer, outputs[0], strict=True)
+                if not gap <= parity.forward_atol + parity.forward_rtol * float(np.max(np.abs(out)))
+            ),
+            "the logits differ, but every weighted layer's output agrees when the layers "
+            "run one by one in inference mode: look at predict itself (its mode, batching) "
+            "or what follows the last weighted layer (output activation, pooling)",
+        )
     return Check(
         "forward",
         close,
@@ -173,6 +201,8 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
         rel_diff,
         {"rtol": parity.forward_rtol, "atol": parity.forward_atol},
         {
+            "first_failure": first,
+            "layer_outputs_max_abs_diff": dict(zip(layers, per_layer, strict=True)),
             "examples": len(x),
             "logits_max_abs_diff": differences([logits[0]], [logits[1]])[0],
             "probabilities_max_abs_diff": differences([probabilities[0]], [probabilities[1]])[0],

@@ -82,8 +82,19 @@ class Implementation(Protocol):
 
     def set_weights(self, model, weights: list[np.ndarray]) -> None: ...
 
+    def optimizer_trajectory(
+        self, train_spec, mode: str, start: np.ndarray, gradients: np.ndarray, checkpoints
+    ) -> dict[int, np.ndarray]:
+        """The stock optimizer `Trainer` builds for (train_spec, mode), on one float32
+        parameter holding `start`, fed `gradients` (steps, n) a row a step: the
+        parameter after each checkpoint step (and the last)."""
+
     def predict(self, model, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Logits in inference mode."""
+
+    def weighted_outputs(self, model, x: np.ndarray) -> list[np.ndarray]:
+        """Each weighted layer's output on x, inference mode, before its activation,
+        channels last: where two models part (the forward level's localisation)."""
 
     def dropout_probe(self, model, x: np.ndarray) -> list[dict]:
         """Each dropout layer in forward order: `after_weighted_layers`, its `input` on x

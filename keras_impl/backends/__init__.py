@@ -14,6 +14,8 @@ functions, with the same signatures:
     float64_scope(enabled)                      a context in which float64 stays float64
     value_and_gradients(model, loss_of)         a loss and its gradients (see below)
     compile_step(step, variables)               `step`, compiled where the backend can
+    run_optimizer(optimizer, variable, gradients, jit_compile) -> (steps, n) array
+                                                an optimizer's steps on one vector
 
 `value_and_gradients(model, loss_of)`: `loss_of(call)` returns a scalar loss, where
 `call(*inputs, **kwargs)` runs `model` (training mode is the caller's keyword) so that

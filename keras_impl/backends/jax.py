@@ -1,4 +1,5 @@
-"""Keras on JAX: threads, determinism, the GPU, synchronisation, float64, gradients.
+"""Keras on JAX: threads, determinism, the GPU, synchronisation, float64, gradients,
+an optimizer's steps.
 
 The same functions as every module in keras_impl.backends (its docstring lists them).
 """
@@ -10,6 +11,7 @@ import os
 
 import jax
 import keras
+import numpy as np
 from jax._src import xla_bridge
 
 # Parity: XLA has no CPU thread-count flag. This one makes its Eigen kernels (matmul,
@@ -144,3 +146,28 @@ def compile_step(step, variables):
         return outputs
 
     return compiled
+
+
+def run_optimizer(optimizer, variable, gradients, jit_compile: bool):
+    """Every step's value of `variable` (steps, n) as NumPy: the rows of `gradients` one a
+    step through `optimizer.stateless_apply` (as Keras's JAX trainer applies them) in one
+    jitted jax.lax.scan; the final values are assigned back. Compiled whatever
+    `jit_compile` says: Keras on JAX always jits its train step."""
+
+    def step(state, gradient):
+        value, optimizer_values = state
+        [value], optimizer_values = optimizer.stateless_apply(optimizer_values, [gradient], [value])
+        return (value, optimizer_values), value
+
+    @jax.jit
+    def run(state, gradients):
+        return jax.lax.scan(step, state, gradients)
+
+    state = (variable.value, [v.value for v in optimizer.variables])
+    (value, optimizer_values), trajectory = run(state, jax.numpy.asarray(gradients))
+    variable.assign(value)
+    for optimizer_variable, optimizer_value in zip(
+        optimizer.variables, optimizer_values, strict=True
+    ):
+        optimizer_variable.assign(optimizer_value)
+    return np.asarray(trajectory)

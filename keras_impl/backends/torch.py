@@ -1,4 +1,5 @@
-"""Keras on torch: threads, determinism, the GPU, synchronisation, float64, gradients.
+"""Keras on torch: threads, determinism, the GPU, synchronisation, float64, gradients,
+an optimizer's steps.
 
 The same functions as every module in keras_impl.backends (its docstring lists them).
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+import keras
+import numpy as np
 import torch
 
 
@@ -115,3 +118,14 @@ def value_and_gradients(model, loss_of):
 def compile_step(step, variables):
     """`step` as it is: eager, as Keras's own torch training loop runs by default."""
     return step
+
+
+def run_optimizer(optimizer, variable, gradients, jit_compile: bool):
+    """Every step's value of `variable` (steps, n) as NumPy: `optimizer.apply` fed the rows
+    of `gradients` one a step, eagerly, as Keras's torch trainer steps (`jit_compile`,
+    torch.compile for Keras, is not applied to the optimizer here)."""
+    trajectory = np.empty(gradients.shape, np.float32)
+    for step, gradient in enumerate(gradients):
+        optimizer.apply([keras.ops.convert_to_tensor(gradient)], [variable])
+        trajectory[step] = keras.ops.convert_to_numpy(variable.value)
+    return trajectory
