@@ -17,7 +17,11 @@ import sys
 import traceback
 
 from compare.errors import UserError
-from compare.spec.identity import KERAS_BACKENDS
+from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, MODES
+from compare.spec.schema import ParitySpec
+
+# Parity seeds by default (the spec's).
+PARITY_SEEDS = ParitySpec.seeds
 
 
 class Parser(argparse.ArgumentParser):
@@ -145,6 +149,20 @@ def build_parser() -> Parser:
     parity.add_argument("--threads", type=_positive_int, default=1)
     parity.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
     parity.add_argument(
+        "--seeds",
+        type=_positive_int,
+        default=PARITY_SEEDS,
+        help="parity seeds (initial weights, batches, probes): a level passes only if it "
+        f"passes under every one ({PARITY_SEEDS})",
+    )
+    parity.add_argument(
+        "--modes",
+        type=_csv,
+        default=[DEFAULT_MODE],
+        help=f"execution modes the study-path level trains in ({DEFAULT_MODE}; "
+        f"any of {', '.join(MODES)})",
+    )
+    parity.add_argument(
         "--keras-backends",
         type=_csv,
         default=list(KERAS_BACKENDS),
@@ -238,6 +256,7 @@ def cmd_parity(args) -> int:
     from compare.parity import select
 
     select.check_backends(args.keras_backends)
+    select.check_modes(args.modes)
     experiments = select.experiments(args.study, args.models)
     fashion_mnist.fetch(args.data_dir)  # a missing data set is a user error, found first
     if args.out:
@@ -255,6 +274,8 @@ def cmd_parity(args) -> int:
         study=select.absolute_study(args.study),
         out=args.out,
         as_json=args.json,
+        seeds=args.seeds,
+        modes=args.modes,
     )
 
 

@@ -148,10 +148,10 @@ def test_list_shows_models_for_both_frameworks():
     assert "mlp" in result.stdout and "torch,keras" in result.stdout
 
 
-def test_parity_refuses_the_regression_nets_by_name():
-    result = run_cli("parity", "--models", "two_layer_net")
+def test_parity_rejects_an_unknown_mode_in_one_line():
+    result = run_cli("parity", "--models", "two_layer_net", "--modes", "tuned,fast")
     assert result.returncode == 2
-    assert "regression net" in result.stderr and "Traceback" not in result.stderr
+    assert "unknown execution mode 'fast'" in result.stderr and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("name", ["seed002", "seed002_3_optimizer"])

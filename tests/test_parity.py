@@ -201,7 +201,11 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         parity, "run_backends", lambda *a, **k: reports.append(real_run(*a, **k)) or reports[-1]
     )
-    assert cli.main(["parity", "--models", "mlp", "--json", "--out", str(tmp_path)]) == 0
+    # One parity seed keeps this test affordable; test_merge_seeds covers several.
+    assert (
+        cli.main(["parity", "--models", "mlp", "--json", "--seeds", "1", "--out", str(tmp_path)])
+        == 0
+    )
     printed = json.loads(capsys.readouterr().out)
     written = json.loads((tmp_path / "parity.json").read_text())
     assert printed["passed"] and written["schema"] == parity.SCHEMA
@@ -228,10 +232,31 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
     entry = report["models"]["mlp/keras_jax"]
     entry["checks"][2]["passed"] = entry["passed"] = report["passed"] = False
     monkeypatch.setattr(parity, "run_backends", lambda *a, **k: report)
-    assert cli.main(["parity", "--models", "mlp"]) == 1
+    assert cli.main(["parity", "--models", "mlp", "--seeds", "1"]) == 1
     assert "FAILED for mlp/keras_jax" in capsys.readouterr().out
 
 
 def test_cli_rejects_an_unknown_keras_backend(capsys):
     assert cli.main(["parity", "--models", "mlp", "--keras-backends", "theano"]) == 2
     assert "unknown Keras backend 'theano'" in capsys.readouterr().err
+
+
+def test_merge_seeds_passes_a_level_only_if_every_seed_passed():
+    def entry(passed_lockstep, gap):
+        checks = [
+            {"name": "forward", "passed": True, "max_abs_diff": 1e-7, "max_rel_diff": None},
+            {"name": "lockstep", "passed": passed_lockstep, "max_abs_diff": gap, "max_rel_diff": 0},
+        ]
+        return {
+            "passed": passed_lockstep,
+            "checks": checks,
+            "details": {"lockstep": {"gap": gap}},
+        }
+
+    merged = parity.merge_seeds([entry(True, 1e-6), entry(False, 3e-4)], [0, 1])
+    assert not merged["passed"]
+    assert [c["passed"] for c in merged["checks"]] == [True, False]
+    assert merged["checks"][1]["max_abs_diff"] == 3e-4
+    assert merged["seeds"] == {"0": [], "1": ["lockstep"]}
+    # The details shown are the failing seed's.
+    assert merged["details_seed"] == 1 and merged["details"]["lockstep"]["gap"] == 3e-4

@@ -18,10 +18,12 @@ from torch.nn import functional
 
 import keras_impl.model
 import keras_impl.optimizers
+import keras_impl.regression
 import keras_impl.train
 import pytorch_impl
 import pytorch_impl.model
 import pytorch_impl.optimizers
+import pytorch_impl.regression
 import pytorch_impl.train
 from compare.parity import suite
 from compare.spec import catalog, studies
@@ -212,7 +214,23 @@ def keras_late_schedule(optimizer):
     return type(optimizer).from_config({**optimizer.get_config(), "learning_rate": schedule})
 
 
+def keras_regression_mean_loss(monkeypatch):
+    # MSELoss(reduction="sum") ported as Keras's default mean.
+    monkeypatch.setattr(
+        keras_impl.regression,
+        "sum_squared_error",
+        lambda prediction, target: keras.ops.mean(keras.ops.square(prediction - target)),
+    )
+
+
+def torch_regression_relu_dropped(monkeypatch):
+    # The hidden activation left out of the torch port (a linear net).
+    monkeypatch.setattr(pytorch_impl.regression, "ACTIVATIONS", {"relu": torch.nn.Identity})
+
+
 SCE = with_train(SMALL, loss="softmax_categorical_crossentropy")
+TWO_LAYER = catalog.MODELS["two_layer_net"]
+DYNAMIC = catalog.MODELS["dynamic_net"]
 # Horizons: the quick profile's run of SMALL is a few dozen steps; LONG runs 2,400.
 LONG = with_train(SMALL, epochs=150)
 NESTEROV = with_train(SMALL, optimizer="sgd", learning_rate=0.05, momentum=0.9, nesterov=True)
@@ -268,6 +286,14 @@ BUGS = [
         NESTEROV,
         optimizer_bug("keras", spec=lambda t: dataclasses.replace(t, nesterov=False)),
     ),
+    ("keras_regression_mean_loss", "study_path", TWO_LAYER, keras_regression_mean_loss),
+    ("torch_regression_relu_dropped", "forward", DYNAMIC, torch_regression_relu_dropped),
+    (
+        "torch_regression_momentum_dropped",
+        "stock_optimizer",
+        DYNAMIC,
+        optimizer_bug("torch", spec=lambda t: dataclasses.replace(t, momentum=0.0)),
+    ),
     (
         "torch_dampening",
         "stock_optimizer",
@@ -285,8 +311,10 @@ BUGS = [
         (LONG, ("stock_optimizer",)),
         (NESTEROV, ("stock_optimizer", "study_path")),
         (MOMENTUM, ("stock_optimizer",)),
+        (TWO_LAYER, ("structure", "weights", "init", "forward", "stock_optimizer", "study_path")),
+        (DYNAMIC, ("structure", "weights", "init", "forward", "stock_optimizer", "study_path")),
     ],
-    ids=["small", "softmax_cce", "long", "nesterov", "momentum"],
+    ids=["small", "softmax_cce", "long", "nesterov", "momentum", "two_layer_net", "dynamic_net"],
 )
 def test_the_unpatched_tree_passes(experiment, levels):
     result = run_levels(experiment, levels)

@@ -1,7 +1,6 @@
 """Which experiments `parity` checks, decided before either framework is imported.
 
-Stage: parity. The regression nets are compared step by step against NumPy and each
-other in every run (the report shows it), not by these levels. An experiment with
+Stage: parity. Classifiers and regression nets alike. An experiment with
 framework_overrides differs between the frameworks on purpose (the seed-002 scripts and
 their ladder): there is no "same model" to prove.
 """
@@ -13,8 +12,8 @@ import pathlib
 
 from compare.errors import UserError
 from compare.spec import catalog, studies
-from compare.spec.identity import KERAS_BACKENDS
-from compare.spec.schema import CLASSIFIERS, ExperimentSpec, StudySpec
+from compare.spec.identity import KERAS_BACKENDS, MODES
+from compare.spec.schema import ExperimentSpec, StudySpec
 
 
 def check_backends(keras_backends: list[str]) -> None:
@@ -26,19 +25,26 @@ def check_backends(keras_backends: list[str]) -> None:
         )
 
 
-def experiments(study: str | None, models: list[str] | None) -> list[ExperimentSpec]:
-    """The classifiers to check: a study's (built-in name or file) or the catalog's,
-    narrowed to `models`."""
-    source = studies.resolve_study(study).experiments if study else catalog.MODELS.values()
-    classifiers = tuple(
-        e for e in source if e.model.architecture in CLASSIFIERS and not e.framework_overrides
-    )
-    if not classifiers:
+def check_modes(modes: list[str]) -> None:
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
         raise UserError(
-            f"study {study} has no classifier the same on both sides to check: parity "
-            "covers Fashion-MNIST classifiers without framework_overrides"
+            f"unknown execution mode {(unknown or [''])[0]!r} in --modes: "
+            f"choose from {', '.join(MODES)}"
         )
-    chosen = StudySpec(name="parity", experiments=classifiers)
+
+
+def experiments(study: str | None, models: list[str] | None) -> list[ExperimentSpec]:
+    """The models to check: a study's (built-in name or file) or the catalog's, those the
+    same on both sides, narrowed to `models`."""
+    source = studies.resolve_study(study).experiments if study else catalog.MODELS.values()
+    same = tuple(e for e in source if not e.framework_overrides)
+    if not same:
+        raise UserError(
+            f"study {study} has no model the same on both sides to check: every experiment "
+            "has framework_overrides"
+        )
+    chosen = StudySpec(name="parity", experiments=same)
     selected = list(studies.select_models(chosen, models).experiments)
     for experiment in selected:  # a name from outside the classifiers above
         if experiment.framework_overrides:
@@ -47,11 +53,6 @@ def experiments(study: str | None, models: list[str] | None) -> list[ExperimentS
                 f"{experiment.name} differs between the frameworks on purpose (its "
                 f"framework_overrides for {sides}): there is no same model to prove; "
                 "check the experiments that are the same on both sides (e.g. --models mlp)"
-            )
-        if experiment.model.architecture not in CLASSIFIERS:
-            raise UserError(
-                f"{experiment.name} is a regression net: its frameworks are compared step by "
-                "step against NumPy in every run (see the report), not by `parity`"
             )
     return selected
 

@@ -36,7 +36,7 @@ import tempfile
 
 from compare import files
 from compare.data import split
-from compare.parity import defaults
+from compare.parity import defaults, regression
 from compare.parity.built import check_dropout, check_init
 from compare.parity.levels import (
     K,
@@ -59,7 +59,7 @@ from compare.parity.training import (
 from compare.run import environment
 from compare.spec import studies
 from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, implementation_name
-from compare.spec.schema import ExperimentSpec, ParitySpec
+from compare.spec.schema import REGRESSORS, ExperimentSpec, ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
 LEVELS = (
@@ -175,6 +175,9 @@ def check_model(
     }
     # Reseeded per model: its initial weights must not depend on the models checked before.
     configure(threads, parity.seed)
+    if experiment.model.architecture in REGRESSORS:
+        checks = regression.check_model(experiment, parity, levels)
+        return _entry(experiment, identity, checks, [])
     # The study's longest run of it (full profile): the stock optimizer level's horizon.
     horizon = study_steps(experiment)
     # The levels need one batch and `steps` batches: the quick profile's subsets suffice.
@@ -211,19 +214,9 @@ def check_model(
     }
     done = {level: run() for level, run in runs.items() if level in levels}
     checks = [check for level in LEVELS if level in done for check in done[level]]
-    backend = K.backend()
     if "lockstep" in done:
         notes += backend_notes(done["lockstep"][0].detail, parity)
-    result = {
-        "experiment": entry_name(experiment.name, backend),
-        "keras_backend": backend,
-        **identity,
-        "passed": all(c.passed for c in checks),
-        "optimizer": experiment.train.optimizer,
-        "notes": notes,
-        "checks": [c.summary() for c in checks],
-        "details": {c.name: c.detail for c in checks},
-    }
+    result = _entry(experiment, identity, checks, notes)
     if experiment.train.optimizer == "adam" and "optimizer" in levels:
         # Informational: how far the study's stock Adam pair drifts apart.
         native = dataclasses.replace(aligned.train, adam_formula="native")
@@ -235,18 +228,82 @@ def check_model(
     return result
 
 
+def _largest(values):
+    values = [v for v in values if v is not None and v == v]  # no None, no NaN
+    return max(values) if values else None
+
+
+def merge_seeds(results: list[dict], seeds: list[int]) -> dict:
+    """One entry from the same experiment checked under several parity seeds (other
+    initial weights, batches and probes): a level passes only if it passed under every
+    seed; its differences are the largest. The details are a failing seed's (the first),
+    else the first seed's; `seeds` lists, per seed, the levels that failed."""
+    first = results[0]
+    checks = []
+    for index, check in enumerate(first["checks"]):
+        across = [r["checks"][index] for r in results]
+        checks.append(
+            {
+                **check,
+                "passed": all(c["passed"] for c in across),
+                "max_abs_diff": _largest(c["max_abs_diff"] for c in across),
+                "max_rel_diff": _largest(c["max_rel_diff"] for c in across),
+            }
+        )
+    shown = next((r for r in results if not r["passed"]), first)
+    return {
+        **shown,
+        "passed": all(r["passed"] for r in results),
+        "checks": checks,
+        "seeds": {
+            str(seed): [c["name"] for c in r["checks"] if not c["passed"]]
+            for seed, r in zip(seeds, results, strict=True)
+        },
+        "details_seed": seeds[results.index(shown)],
+    }
+
+
+def _entry(experiment: ExperimentSpec, identity: dict, checks: list, notes: list[str]) -> dict:
+    """One model's parity entry, plain JSON."""
+    backend = K.backend()
+    return {
+        "experiment": entry_name(experiment.name, backend),
+        "keras_backend": backend,
+        **identity,
+        "passed": all(c.passed for c in checks),
+        "optimizer": experiment.train.optimizer,
+        "notes": notes,
+        "checks": [c.summary() for c in checks],
+        "details": {c.name: c.detail for c in checks},
+    }
+
+
 def run(
     experiments: list[ExperimentSpec],
     threads: int,
     parity: ParitySpec | None = None,
     data_dir: str | None = None,
+    seeds: int = 1,
+    modes: tuple[str, ...] = (DEFAULT_MODE,),
 ) -> dict:
     """The parity report for the experiments, Keras on this process's backend: per model
-    and level, and the defaults table."""
+    and level (under `seeds` parity seeds, from `parity.seed` on), and the defaults table."""
     parity = parity or ParitySpec()
     threads_in_effect = configure(threads, parity.seed)
     loaders = check_loaders(data_dir)
-    models = [check_model(e, parity, loaders, threads, data_dir) for e in experiments]
+    seed_list = [parity.seed + k for k in range(seeds)]
+    models = [
+        merge_seeds(
+            [
+                check_model(
+                    e, dataclasses.replace(parity, seed=seed), loaders, threads, data_dir, modes
+                )
+                for seed in seed_list
+            ],
+            seed_list,
+        )
+        for e in experiments
+    ]
     backend = K.backend()
     passed = all(m["passed"] for m in models)
     # Strict JSON: an infinite difference (mismatched shapes) becomes null.
@@ -260,6 +317,8 @@ def run(
             "keras_defaults": {backend: K.framework_defaults()},
             "keras_backends": {backend: {"versions": _versions(backend), "passed": passed}},
             "parity_spec": dataclasses.asdict(parity),
+            "seeds": seed_list,
+            "modes": list(modes),
             "threads": {backend: threads_in_effect},
         }
     )
@@ -278,6 +337,8 @@ def _run_in_subprocess(
     threads: int,
     data_dir: str | None,
     study: str | None = None,
+    seeds: int = 1,
+    modes: tuple[str, ...] = (DEFAULT_MODE,),
 ) -> dict:
     """The report of `python -m compare parity` with Keras on `backend`, in a new process.
 
@@ -289,6 +350,7 @@ def _run_in_subprocess(
             *("--models", ",".join(e.name for e in experiments)),
             *(("--study", study) if study else ()),
             *("--threads", str(threads), "--out", out),
+            *("--seeds", str(seeds), "--modes", ",".join(modes)),
             *(("--data-dir", data_dir) if data_dir else ()),
         ]
         done = subprocess.run(
@@ -340,6 +402,8 @@ def run_backends(
     parity: ParitySpec | None = None,
     data_dir: str | None = None,
     study: str | None = None,
+    seeds: int = 1,
+    modes: tuple[str, ...] = (DEFAULT_MODE,),
 ) -> dict:
     """The parity report for Keras on each backend: this process's one in-process, every
     other in its own process (Keras's backend is fixed at import)."""
@@ -347,9 +411,11 @@ def run_backends(
     reports = {}
     for backend in keras_backends:
         if backend == here:
-            reports[backend] = run(experiments, threads, parity, data_dir)
+            reports[backend] = run(experiments, threads, parity, data_dir, seeds, modes)
         else:
-            reports[backend] = _run_in_subprocess(backend, experiments, threads, data_dir, study)
+            reports[backend] = _run_in_subprocess(
+                backend, experiments, threads, data_dir, study, seeds, modes
+            )
     return merge(reports)
 
 
@@ -376,6 +442,9 @@ def format_table(report: dict) -> str:
                 lines.append(f"{'':24s} {check['name']}: {detail['first_failure']}")
             if detail.get("strength"):
                 lines.append(f"{'':24s} {check['name']} strength: {detail['strength']}")
+        for seed, failed in model.get("seeds", {}).items():
+            if failed:
+                lines.append(f"{'':24s} parity seed {seed}: FAILED {', '.join(failed)}")
         for note in model["notes"]:
             lines.append(f"{'':24s} note: {note}")
         if "native_adam" in model:
@@ -399,9 +468,19 @@ def main(
     study: str | None = None,
     out: pathlib.Path | None = None,
     as_json: bool = False,
+    seeds: int = 1,
+    modes: tuple[str, ...] = (DEFAULT_MODE,),
 ) -> int:
     """`python -m compare parity`: check, write OUT/parity.json, print; 0 when it passed."""
-    report = run_backends(experiments, threads, keras_backends, data_dir=data_dir, study=study)
+    report = run_backends(
+        experiments,
+        threads,
+        keras_backends,
+        data_dir=data_dir,
+        study=study,
+        seeds=seeds,
+        modes=tuple(modes),
+    )
     if out:
         files.write_json_atomic(out / "parity.json", report)
     print(json.dumps(report, indent=1) if as_json else format_table(report))

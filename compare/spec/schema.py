@@ -205,6 +205,10 @@ class ParitySpec:
     """
 
     seed: int = 0
+    # `python -m compare parity` checks under this many parity seeds (seed, seed + 1, ...:
+    # other initial weights, batches and probes) by default; a level passes only if it
+    # passes under every one (`--seeds`), so a verdict does not hang on one draw.
+    seeds: int = 2
     # Examples in the forward/gradient batch (real Fashion-MNIST test images).
     batch_size: int = 256
     forward_rtol: float = 1e-5
