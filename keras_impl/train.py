@@ -180,8 +180,9 @@ class Trainer:
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:
         """One optimizer step on one batch, as `train_epoch` takes it; returns its loss."""
-        # train_on_batch runs the same compiled train function as fit.
-        return float(self.model.train_on_batch(x, y))
+        # train_on_batch runs the same compiled train function as fit, on the targets fit
+        # gets (one-hot for softmax_categorical_crossentropy).
+        return float(self.model.train_on_batch(x, self._targets(y)))
 
     def loss_and_gradients(self, x: np.ndarray, y: np.ndarray) -> tuple[float, list[np.ndarray]]:
         """The loss of one batch as `train_step` computes it (the spec's loss and target

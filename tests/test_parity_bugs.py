@@ -229,6 +229,20 @@ def torch_regression_relu_dropped(monkeypatch):
 
 
 SCE = with_train(SMALL, loss="softmax_categorical_crossentropy")
+# A combination the spec allows that no built-in model has: RMSprop with momentum (Keras
+# runs the aligned RMSpropTorchFormula in lockstep), softmax + categorical cross-entropy,
+# tanh and dropout.
+RMSPROP = dataclasses.replace(
+    with_train(
+        SMALL,
+        optimizer="rmsprop",
+        learning_rate=0.001,
+        momentum=0.9,
+        epsilon=1e-7,
+        loss="softmax_categorical_crossentropy",
+    ),
+    model=dataclasses.replace(SMALL.model, activation="tanh", dropout_rate=0.3),
+)
 TWO_LAYER = catalog.MODELS["two_layer_net"]
 DYNAMIC = catalog.MODELS["dynamic_net"]
 # Horizons: the quick profile's run of SMALL is a few dozen steps; LONG runs 2,400.
@@ -311,10 +325,20 @@ BUGS = [
         (LONG, ("stock_optimizer",)),
         (NESTEROV, ("stock_optimizer", "study_path")),
         (MOMENTUM, ("stock_optimizer",)),
+        (RMSPROP, (*LEVELS, "optimizer", "stock_optimizer", "lockstep")),
         (TWO_LAYER, ("structure", "weights", "init", "forward", "stock_optimizer", "study_path")),
         (DYNAMIC, ("structure", "weights", "init", "forward", "stock_optimizer", "study_path")),
     ],
-    ids=["small", "softmax_cce", "long", "nesterov", "momentum", "two_layer_net", "dynamic_net"],
+    ids=[
+        "small",
+        "softmax_cce",
+        "long",
+        "nesterov",
+        "momentum",
+        "rmsprop_momentum",
+        "two_layer_net",
+        "dynamic_net",
+    ],
 )
 def test_the_unpatched_tree_passes(experiment, levels):
     result = run_levels(experiment, levels)

@@ -41,14 +41,14 @@ def check_optimizer(experiment: ExperimentSpec, weights, parity: ParitySpec) -> 
     keras_trainer = K.Trainer(keras_model, experiment.train)
     rng = np.random.default_rng(parity.seed)
     after = {}
-    for step in range(1, parity.steps + 1):
+    for step in range(1, parity.optimizer_steps + 1):
         gradients = [
             (rng.standard_normal(w.shape) * parity.optimizer_gradient_scale).astype(np.float32)
             for w in weights
         ]
         torch_trainer.apply_gradients(gradients)
         keras_trainer.apply_gradients(gradients)
-        if step in _checkpoints(parity):
+        if step in _checkpoints(parity) or step == parity.optimizer_steps:
             after[step] = _parameter_gap(torch_model, keras_model)
     abs_diff, rel_diff = differences(T.get_weights(torch_model), K.get_weights(keras_model))
     return Check(
@@ -60,7 +60,7 @@ def check_optimizer(experiment: ExperimentSpec, weights, parity: ParitySpec) -> 
         {
             "optimizer": experiment.train.optimizer,
             "adam_formula": experiment.train.adam_formula,
-            "steps": parity.steps,
+            "steps": parity.optimizer_steps,
             "gradient_scale": parity.optimizer_gradient_scale,
             "max_abs_diff_after_step": {str(k): v for k, v in after.items()},
         },
