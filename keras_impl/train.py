@@ -134,6 +134,9 @@ class Trainer:
         model.compile(optimizer=make_optimizer(train_spec), loss=self.loss_function, **options)
         self._native_inputs = None
         self._resident = None  # (x, y, their tensors), TensorFlow backend only
+        # Parity's study-path level sets a list here: every batch the epoch hands `fit`
+        # is appended (NumPy), so what the entry point really consumed can be compared.
+        self.fed_batches: list | None = None
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         if self.loss == "softmax_categorical_crossentropy":
@@ -157,6 +160,8 @@ class Trainer:
             if order is not None:
                 x, y = x[order], y[order]
             epoch = {"x": x, "y": self._targets(y), "batch_size": self.batch_size}
+        if self.fed_batches is not None:
+            self.fed_batches.extend(_batches_of(epoch))
         # Parity: shuffle=False because the order was already shuffled for both sides.
         history = self.model.fit(**epoch, epochs=1, shuffle=False, verbose=0)
         return float(history.history["loss"][0])
@@ -173,6 +178,10 @@ class Trainer:
         x, targets = self._native_inputs
         if order is not None:
             x, targets = x[order], targets[order]
+            if self.fed_batches is not None:
+                self.fed_batches.extend(
+                    _batches_of({"x": x, "y": targets, "batch_size": self.batch_size})
+                )
         history = self.model.fit(
             x, targets, batch_size=self.batch_size, epochs=1, shuffle=order is None, verbose=0
         )
@@ -208,6 +217,17 @@ class Trainer:
         self.model.optimizer.apply_gradients(
             zip(tensors, self.model.trainable_variables, strict=True)
         )
+
+
+def _batches_of(epoch: dict) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (inputs, targets) batches `fit(**epoch, shuffle=False)` steps on, as NumPy: the
+    tf.data dataset it is given, or the adapter fit wraps arrays in."""
+    if "y" not in epoch:
+        return [(np.asarray(x), np.asarray(y)) for x, y in epoch["x"]]
+    adapter = get_data_adapter(
+        epoch["x"], epoch["y"], batch_size=epoch["batch_size"], shuffle=False
+    )
+    return [(np.asarray(x), np.asarray(y)) for x, y in adapter.get_numpy_iterator()]
 
 
 def _preprocess(images: np.ndarray, data_spec) -> np.ndarray:

@@ -113,6 +113,9 @@ class Trainer:
         self._native_dataset = None
         self._native_loader = None
         self._resident = None  # (x, y, their tensors on the device)
+        # Parity's study-path level sets a list here: every batch the epoch steps on is
+        # appended (NumPy), so what the entry point really consumed can be compared.
+        self.fed_batches: list | None = None
         # Compiled: model and loss (so also their backward) through torch.compile,
         # Inductor's C++ kernels on the CPU; static shapes, so the last, smaller batch
         # compiles once more instead of every batch running a shape-generic kernel. The
@@ -145,6 +148,8 @@ class Trainer:
             # DataLoader batches come from the CPU: copied per step, as the tutorials
             # do (a no-op for batches already on the device, and on the CPU).
             batch_x, batch_y = batch_x.to(self.device), batch_y.to(self.device)
+            if self.fed_batches is not None:
+                self.fed_batches.append((batch_x.cpu().numpy(), batch_y.cpu().numpy()))
             # Accumulate on the device: no per-step host sync.
             total += self._step(batch_x, batch_y) * len(batch_x)
             count += len(batch_x)

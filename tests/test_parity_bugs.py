@@ -152,6 +152,20 @@ def keras_epoch_ignores_batch_size(monkeypatch):
     )
 
 
+def keras_epoch_drops_last_batch(monkeypatch):
+    # The epoch's last, partial batch dropped (drop_remainder=True).
+    import tensorflow as tf
+
+    def dataset(inputs, targets, batch_size, order):
+        if order is not None:
+            index = tf.constant(order)
+            inputs, targets = tf.gather(inputs, index), tf.gather(targets, index)
+        slices = tf.data.Dataset.from_tensor_slices((inputs, targets))
+        return slices.batch(batch_size, drop_remainder=True)
+
+    monkeypatch.setattr(keras_impl.train, "_tf_dataset", dataset)
+
+
 def torch_epoch_ignores_order(monkeypatch):
     # The epoch path walks the rows in place, not in the runner's shuffled order.
     real = pytorch_impl.train._index_batches
@@ -261,6 +275,7 @@ BUGS = [
     ("keras_cce_on_logits", "gradients", SCE, keras_cce_on_logits),
     ("keras_epoch_ignores_batch_size", "study_path", SMALL, keras_epoch_ignores_batch_size),
     ("torch_epoch_ignores_order", "study_path", SMALL, torch_epoch_ignores_order),
+    ("keras_epoch_drops_last_batch", "study_path", SMALL, keras_epoch_drops_last_batch),
     ("torch_eval_in_training_mode", "forward", SMALL, torch_eval_in_training_mode),
     (
         "keras_adam_swapped_for_rmsprop",

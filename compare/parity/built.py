@@ -44,7 +44,7 @@ def init_distribution(kind: str, kernel_shape: tuple[int, ...]):
     return stats.uniform(-bound, 2 * bound), bound
 
 
-def _test_tensor(values: np.ndarray, kind: str, kernel_shape, parity: ParitySpec) -> dict:
+def fits_initializer(values: np.ndarray, kind: str, kernel_shape, parity: ParitySpec) -> dict:
     """One tensor against its distribution: bounds, KS, mean and variance z-scores."""
     values = np.asarray(values, dtype=np.float64).ravel()
     distribution, bound = init_distribution(kind, kernel_shape)
@@ -91,7 +91,10 @@ def check_init(experiment: ExperimentSpec, parity: ParitySpec) -> Check:
         for index, values in enumerate(weights):
             kernel_shape = weights[index - index % 2].shape
             kind = model_spec.kernel_init if index % 2 == 0 else model_spec.bias_init
-            tested = {"tensor": names[index], **_test_tensor(values, kind, kernel_shape, parity)}
+            tested = {
+                "tensor": names[index],
+                **fits_initializer(values, kind, kernel_shape, parity),
+            }
             tensors.append(tested)
             if not tested["ok"] and first is None:
                 first = f"{impl.FRAMEWORK}: {names[index]} is not {kind}"
@@ -122,7 +125,7 @@ def expected_dropout_positions(model_spec) -> list[int]:
     return [convolutions + i for i in range(1, len(model_spec.hidden_sizes) + 1)]
 
 
-def _test_dropout(probe: dict, rate: float, parity: ParitySpec) -> dict:
+def dropout_layer_verdict(probe: dict, rate: float, parity: ParitySpec) -> dict:
     """One dropout layer: drop share among non-zero inputs, survivors' scale, identity
     in inference."""
     x = np.asarray(probe["input"], dtype=np.float64).ravel()
@@ -170,7 +173,7 @@ def check_dropout(
     first = None if passed else f"dropout after weighted layers {positions}, spec: {expected}"
     layers = {}
     for framework, found in probes.items():
-        layers[framework] = [_test_dropout(probe, rate, parity) for probe in found]
+        layers[framework] = [dropout_layer_verdict(probe, rate, parity) for probe in found]
         for layer in layers[framework]:
             if not layer["ok"] and first is None:
                 first = (

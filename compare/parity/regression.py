@@ -23,7 +23,7 @@ import types
 
 import numpy as np
 
-from compare.parity.built import _test_tensor
+from compare.parity.built import fits_initializer
 from compare.parity.levels import Check, differences, layer_names
 from compare.parity.training import check_stock_optimizer, study_steps
 from compare.run import contract, loop, regression, timing
@@ -89,7 +89,7 @@ def check_init(experiment: ExperimentSpec, weights, parity: ParitySpec) -> Check
         layer, part = divmod(index, per_layer)
         kind = model.kernel_init if part == 0 else model.bias_init
         name = f"{names[layer]}.{'kernel' if part == 0 else 'bias'}"
-        tested = {"tensor": name, **_test_tensor(values, kind, kernels[layer].shape, parity)}
+        tested = {"tensor": name, **fits_initializer(values, kind, kernels[layer].shape, parity)}
         tensors.append(tested)
         if not tested["ok"] and first is None:
             first = f"{name} is not {kind}"

@@ -330,18 +330,43 @@ def study_path_data(experiment: ExperimentSpec, parity: ParitySpec) -> Experimen
     return dataclasses.replace(experiment, data=data)
 
 
-def _study_path_run(impl, experiment, shared, weights, parity, mode, threads=None):
-    """One side trained as the worker trains it: (epoch losses, weights after each)."""
+def _study_path_run(impl, experiment, shared, weights, parity, mode, threads=None, fed=None):
+    """One side trained as the worker trains it: (epoch losses, weights after each). With
+    a list `fed`, the batches its epochs consumed are appended to it."""
     with impl.intra_op_threads(threads):
         model = impl.build_model(experiment.model)
         impl.set_weights(model, weights)
         trainer = impl.Trainer(model, experiment.train, mode)
+        trainer.fed_batches = fed
         losses, snapshots = [], []
         for epoch in range(parity.study_path_epochs):
             run_epoch = loop.epoch_function(trainer, experiment, shared, parity.seed, mode, epoch)
             losses.append(run_epoch())
             snapshots.append(impl.get_weights(model))
     return losses, snapshots
+
+
+def fed_batches_problem(fed: list, shared, batch_size: int, seed: int, epochs: int) -> str | None:
+    """Where the batches an epoch entry point consumed differ from the shared split's
+    rows in the runner's order, cut at the spec's batch size; None when bitwise equal.
+    One-hot targets (softmax_categorical_crossentropy) are read back as labels."""
+    expected = []
+    for epoch in range(epochs):
+        order = split.epoch_order(seed, epoch, len(shared.y_train))
+        for start in range(0, len(order), batch_size):
+            index = order[start : start + batch_size]
+            expected.append((epoch, shared.x_train[index], shared.y_train[index]))
+    if len(fed) != len(expected):
+        return f"{len(fed)} batches fed in {epochs} epochs, the spec and order give {len(expected)}"
+    for number, ((x, y), (epoch, want_x, want_y)) in enumerate(zip(fed, expected, strict=True)):
+        labels = y.argmax(axis=-1) if y.ndim == 2 else y
+        if not (
+            x.dtype == want_x.dtype and np.array_equal(x, want_x) and np.array_equal(labels, want_y)
+        ):
+            return (
+                f"epoch {epoch + 1}, batch {number + 1}: not the shared rows in the runner's order"
+            )
+    return None
 
 
 def check_study_path(
@@ -361,8 +386,23 @@ def check_study_path(
     experiment = study_path_data(experiment, parity)
     shared = split.prepared(experiment.data, data_dir)
     args = (experiment, shared)
-    torch_losses, torch_after = _study_path_run(T, *args, weights, parity, mode)
-    keras_losses, keras_after = _study_path_run(K, *args, weights, parity, mode)
+    fed = {T.FRAMEWORK: [], K.FRAMEWORK: []}
+    torch_losses, torch_after = _study_path_run(T, *args, weights, parity, mode, fed=fed["torch"])
+    keras_losses, keras_after = _study_path_run(K, *args, weights, parity, mode, fed=fed["keras"])
+    # The native pipeline shuffles inside each framework: no shared order to compare.
+    native = experiment.data.pipeline == "native"
+    fed_problems = {
+        framework: None
+        if native
+        else fed_batches_problem(
+            batches,
+            shared,
+            experiment.train.batch_size,
+            parity.seed,
+            parity.study_path_epochs,
+        )
+        for framework, batches in fed.items()
+    }
     # torch against itself when only rounding changes, on the same path.
     with T.intra_op_threads(None) as current:
         other_threads = 2 if current == 1 else 1
@@ -396,9 +436,12 @@ def check_study_path(
         bound = _bound(loss_drift[epoch - 1], atol, factor)
         if not gap <= bound and first is None:
             first = f"epoch {epoch}'s mean loss differs by {gap:.2e} (bound {bound:.2e})"
+    for framework, problem in fed_problems.items():
+        if problem and first is None:
+            first = f"{framework}'s epoch path fed other batches: {problem}"
     abs_diff, rel_diff = differences(torch_after[-1], keras_after[-1])
     steps_per_epoch = -(-len(shared.y_train) // experiment.train.batch_size)
-    tolerance = {"atol": atol}
+    tolerance = {"atol": atol, "fed_batches": "bitwise"}
     if max(drift) * factor > atol:
         tolerance["past_horizon"] = f"<= {factor}x torch's own rounding drift"
     return Check(
@@ -416,6 +459,11 @@ def check_study_path(
             "steps": steps_per_epoch * parity.study_path_epochs,
             "loss_form": experiment.train.loss,
             "first_failure": first,
+            # The batches each side's epoch path consumed, against the shared split in
+            # the runner's order at the spec's batch size (None: bitwise the same).
+            "fed_batches": {
+                f: {"batches": len(b), "problem": fed_problems[f]} for f, b in fed.items()
+            },
             "stable": max(drift) * factor <= atol,
             "epoch_losses": {"torch": torch_losses, "keras": keras_losses},
             "params_max_abs_diff_after_epoch": params_gaps,
