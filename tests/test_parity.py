@@ -201,16 +201,26 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(
         parity, "run_backends", lambda *a, **k: reports.append(real_run(*a, **k)) or reports[-1]
     )
-    # One parity seed keeps this test affordable; test_merge_seeds covers several.
-    assert (
-        cli.main(["parity", "--models", "mlp", "--json", "--seeds", "1", "--out", str(tmp_path)])
-        == 0
+    # A small MLP with the headline's recipe (Adam) for one epoch, one parity seed: the
+    # command's path on every backend at a fraction of the catalog's cost (the stock
+    # optimizer's horizon is the study's run); test_merge_seeds covers several seeds.
+    study = tmp_path / "small.toml"
+    study.write_text(
+        'name = "small"\n[[experiment]]\nname = "small_mlp"\nbase = "mlp"\n'
+        "[experiment.model]\nhidden_sizes = [32]\n[experiment.train]\nepochs = 1\n"
     )
+    out = tmp_path / "out"
+    command = ["parity", "--study", str(study), "--json", "--seeds", "1", "--out", str(out)]
+    assert cli.main(command) == 0
     printed = json.loads(capsys.readouterr().out)
-    written = json.loads((tmp_path / "parity.json").read_text())
+    written = json.loads((out / "parity.json").read_text())
     assert printed["passed"] and written["schema"] == parity.SCHEMA
     assert set(written["keras_backends"]) == set(parity.KERAS_BACKENDS)
-    entries = {"mlp/keras": "tensorflow", "mlp/keras_jax": "jax", "mlp/keras_torch": "torch"}
+    entries = {
+        "small_mlp/keras": "tensorflow",
+        "small_mlp/keras_jax": "jax",
+        "small_mlp/keras_torch": "torch",
+    }
     assert set(written["models"]) == set(entries)
     for name, backend in entries.items():
         model = written["models"][name]
@@ -223,18 +233,18 @@ def test_cli_reports_json_and_exit_code(tmp_path, capsys, monkeypatch):
         gap = model["details"]["stock_optimizer"]["stock_formula_gap"]
         assert gap["differs"] and "epsilon" in gap["why"] and gap["max_relative_deviation"] > 0
     # What the other backends cannot match is said, with the measured difference.
-    assert any("float32" in note for note in written["models"]["mlp/keras_torch"]["notes"])
+    assert any("float32" in note for note in written["models"]["small_mlp/keras_torch"]["notes"])
     row = written["defaults"][0]
     assert {"what", "keras", "torch", "study"} <= set(row)
     assert set(row["keras_by_backend"]) == set(parity.KERAS_BACKENDS)
 
     # The same report with one level failed: the command fails and names the entry.
     (report,) = reports
-    entry = report["models"]["mlp/keras_jax"]
+    entry = report["models"]["small_mlp/keras_jax"]
     entry["checks"][2]["passed"] = entry["passed"] = report["passed"] = False
     monkeypatch.setattr(parity, "run_backends", lambda *a, **k: report)
-    assert cli.main(["parity", "--models", "mlp", "--seeds", "1"]) == 1
-    assert "FAILED for mlp/keras_jax" in capsys.readouterr().out
+    assert cli.main(["parity", "--study", str(study), "--seeds", "1"]) == 1
+    assert "FAILED for small_mlp/keras_jax" in capsys.readouterr().out
 
 
 def test_cli_rejects_an_unknown_keras_backend(capsys):

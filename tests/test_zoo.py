@@ -439,12 +439,19 @@ def test_a_study_file_with_a_new_mlp_runs_in_both_frameworks(tmp_path):
     # TensorFlow in the command's process, on JAX in a process of its own (which must
     # read the same file). seed002 differs between frameworks on purpose: not checked.
     checked = run_cli(
-        "parity", "--study", str(study), "--keras-backends", "tensorflow,jax", "--json"
+        "parity",
+        *("--study", str(study), "--keras-backends", "tensorflow,jax", "--seeds", "1", "--json"),
     )
     assert checked.returncode == 0, checked.stderr
     parity_report = json.loads(checked.stdout)
     assert parity_report["passed"]
-    assert set(parity_report["models"]) == {"my_mlp/keras", "my_mlp/keras_jax"}
+    # The study's regression net too (seed002 is refused: it differs on purpose).
+    assert set(parity_report["models"]) == {
+        "my_mlp/keras",
+        "my_mlp/keras_jax",
+        "dynamic_net/keras",
+        "dynamic_net/keras_jax",
+    }
     only_scripts = tmp_path / "scripts.toml"
     only_scripts.write_text('[[experiment]]\nname = "seed002"\nbase = "seed002"\n')
     refused = run_cli("parity", "--study", str(only_scripts))
