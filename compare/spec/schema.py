@@ -248,6 +248,10 @@ class ParitySpec:
     # show before the horizon (an update rule or hyperparameter moves the gap at step 1)
     # or in the float64 replay, which gates on TensorFlow.
     lockstep_floor_factor: float = 30.0
+    # Independent one-ulp nudges of torch's start that sample its rounding drift (the
+    # largest counts; see compare.parity.training.rounding_floor), in lockstep and on the
+    # study path.
+    rounding_nudges: int = 6
     # Steps at which optimizer and lockstep compare parameters (the last one is `steps`;
     # those past it are skipped).
     checkpoints: tuple[int, ...] = (1, 10, 25, 50)
