@@ -16,22 +16,21 @@ from compare.spec.identity import KERAS_BACKENDS, MODES
 from compare.spec.schema import ExperimentSpec, StudySpec
 
 
-def check_backends(keras_backends: list[str]) -> None:
-    unknown = [b for b in keras_backends if b not in KERAS_BACKENDS]
-    if unknown or not keras_backends:
+def _check_choices(values: list[str], allowed: tuple[str, ...], what: str, flag: str) -> None:
+    """One line naming the first unknown value of `flag` and the choices (exit code 2)."""
+    unknown = [v for v in values if v not in allowed]
+    if unknown or not values:
         raise UserError(
-            f"unknown Keras backend {(unknown or [''])[0]!r} in --keras-backends: "
-            f"choose from {', '.join(KERAS_BACKENDS)}"
+            f"unknown {what} {(unknown or [''])[0]!r} in {flag}: choose from {', '.join(allowed)}"
         )
+
+
+def check_backends(keras_backends: list[str]) -> None:
+    _check_choices(keras_backends, KERAS_BACKENDS, "Keras backend", "--keras-backends")
 
 
 def check_modes(modes: list[str]) -> None:
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise UserError(
-            f"unknown execution mode {(unknown or [''])[0]!r} in --modes: "
-            f"choose from {', '.join(MODES)}"
-        )
+    _check_choices(modes, MODES, "execution mode", "--modes")
 
 
 def experiments(study: str | None, models: list[str] | None) -> list[ExperimentSpec]:
