@@ -18,7 +18,7 @@ APT    := $(shell command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && e
 # PYTHONDONTWRITEBYTECODE, so a module not compiled here is compiled again by every process
 # that imports it (a clean-clone suite took 633 s instead of about 430 s). Files in the
 # packages that are not Python 3 (test fixtures, templates) fail to compile, as with pip.
-$(VENV)/.installed-gpu$(GPU): requirements.lock requirements.txt
+$(VENV)/.installed-gpu$(GPU): requirements.lock requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 ifeq ($(GPU),1)
@@ -30,6 +30,9 @@ ifeq ($(GPU),1)
 else
 	$(PY) -m pip install --quiet --no-compile -r requirements.lock
 endif
+	@# The package itself, editable, for its entry points (the pytest plugin that gives
+	@# any test suite the assert_same_model fixture).
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --no-compile -e .
 	-$(PY) -m compileall -qq -j 0 $(VENV)/lib >/dev/null
 	rm -f $(VENV)/.installed-gpu*
 	touch $@

@@ -168,6 +168,25 @@ def build_parser() -> Parser:
         default=list(KERAS_BACKENDS),
         help="Keras backends to check against native PyTorch, one process each (all three)",
     )
+    pair = parity.add_argument_group("a user's pair (compare.parity.pair)")
+    pair.add_argument(
+        "--pair",
+        metavar="MODULE:TORCH_FACTORY,MODULE:KERAS_FACTORY",
+        help="check your own torch module and Keras model (each factory takes no argument)",
+    )
+    pair.add_argument("--zoo", action="store_true", help="check the built-in zoo of pairs")
+    pair.add_argument("--input-shape", help="one example's shape, torch layout (e.g. 3,32,32)")
+    pair.add_argument("--input-high", type=int, help="integer inputs in [0, HIGH) (token ids)")
+    pair.add_argument("--examples", type=_positive_int, default=16, help="examples (16)")
+    pair.add_argument(
+        "--classes",
+        type=_positive_int,
+        help="random targets in [0, CLASSES): runs the "
+        "gradients, optimizer and lockstep levels too",
+    )
+    pair.add_argument("--loss", default="cross_entropy", help="cross_entropy, nll or mse")
+    pair.add_argument("--optimizer", default="sgd:0.01", help="sgd:LR or adam:LR (sgd:0.01)")
+    pair.add_argument("--seed", type=int, default=0, help="weights, inputs and targets (0)")
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("request", nargs="?", default="-", help="request JSON file; - = stdin")
@@ -256,6 +275,8 @@ def cmd_parity(args) -> int:
     from compare.parity import select
 
     select.check_backends(args.keras_backends)
+    if args.pair or args.zoo:
+        return _parity_of_pairs(args)
     select.check_modes(args.modes)
     experiments = select.experiments(args.study, args.models)
     fashion_mnist.fetch(args.data_dir)  # a missing data set is a user error, found first
@@ -277,6 +298,23 @@ def cmd_parity(args) -> int:
         seeds=args.seeds,
         modes=args.modes,
     )
+
+
+def _parity_of_pairs(args) -> int:
+    from compare.parity import select
+    from compare.parity.pair import command
+
+    if args.models or args.study:
+        raise UserError(
+            "--pair and --zoo check pairs, not the study's models: drop --models/--study"
+        )
+    command.check_arguments(args)
+    if args.out:
+        from compare.run.output import prepare_output
+
+        prepare_output(args.out)
+    select.choose_keras_backend(args.keras_backends)
+    return command.main(args)
 
 
 def cmd_worker(args) -> int:

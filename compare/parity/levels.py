@@ -10,7 +10,6 @@ Stage: parity.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 import tempfile
 
@@ -26,42 +25,13 @@ import torch._dynamo  # noqa: F401
 # isort: split
 from compare.data import fashion_mnist, split
 from compare.network import no_network
+from compare.parity.pair.result import Check, differences, tensor_gaps
 from compare.run import contract
 from compare.spec.schema import ExperimentSpec, ParitySpec
 
 # Both sides of the proof, through the contract alone.
 T = contract.load("torch")
 K = contract.load("keras")
-
-
-@dataclasses.dataclass
-class Check:
-    """One level's verdict: max differences are max|torch - keras| and that over max|torch|."""
-
-    name: str
-    passed: bool
-    max_abs_diff: float
-    max_rel_diff: float
-    tolerance: dict
-    detail: dict = dataclasses.field(default_factory=dict)
-
-    def summary(self) -> dict:
-        """The verdict without the detail: what a report table shows."""
-        return {key: value for key, value in dataclasses.asdict(self).items() if key != "detail"}
-
-
-def differences(reference: list[np.ndarray], other: list[np.ndarray]) -> tuple[float, float]:
-    """(max abs difference, max abs difference / max |reference|) over lists of arrays."""
-    abs_diff, rel_diff = 0.0, 0.0
-    for a, b in zip(reference, other, strict=True):
-        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        if a.size == 0:
-            continue
-        delta = float(np.max(np.abs(a - b)))
-        scale = float(np.max(np.abs(a)))
-        abs_diff = max(abs_diff, delta)
-        rel_diff = max(rel_diff, delta / scale if scale > 0 else (0.0 if delta == 0 else np.inf))
-    return abs_diff, rel_diff
 
 
 def tensor_names(model_spec) -> list[str]:
@@ -83,24 +53,6 @@ def layer_names(kernels: list[np.ndarray]) -> list[str]:
         counts[kind] += 1
         names.append(f"{kind}{counts[kind]}")
     return names
-
-
-def first_past(gaps: list[float], bounds: list[float], names: list[str]) -> str | None:
-    """The first tensor whose gap passes its bound, with both; None when none does."""
-    for gap, bound, name in zip(gaps, bounds, names, strict=True):
-        if not gap <= bound:
-            return f"{name} differs by {gap:.2e} (bound {bound:.2e})"
-    return None
-
-
-def tensor_gaps(reference: list[np.ndarray], other: list[np.ndarray]) -> list[float]:
-    """max |reference - other| per tensor."""
-    return [
-        float(np.max(np.abs(np.asarray(a, np.float64) - b)))
-        if np.shape(a) == np.shape(b)
-        else float("inf")
-        for a, b in zip(reference, other, strict=True)
-    ]
 
 
 def transplant(torch_model, keras_model) -> None:

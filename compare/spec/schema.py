@@ -38,7 +38,9 @@ LOSSES = (*CLASSIFICATION_LOSSES, "sum_squared_error")
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "custom_relu")
 OUTPUT_ACTIVATIONS = ("none", "relu")
 # Fashion-MNIST classifiers, and the tutorial's regression nets on random data.
-CLASSIFIERS = ("mlp", "logreg", "cnn")
+# "densenet121": transfer learning (Part 8): DenseNet-121's features, frozen, under a
+# dense head (hidden_sizes, then num_classes).
+CLASSIFIERS = ("mlp", "logreg", "cnn", "densenet121")
 REGRESSORS = ("two_layer_net", "dynamic_net")
 ARCHITECTURES = (*CLASSIFIERS, *REGRESSORS)
 INITIALIZERS = ("uniform_fan_in", "glorot_uniform", "zeros", "standard_normal")
@@ -58,6 +60,11 @@ ADAM_FORMULAS = ("native", "torch")
 # The same for RMSprop: "torch" makes the Keras side take torch's update (epsilon
 # added outside the square root, momentum buffer scaled by lr at the step).
 RMSPROP_FORMULAS = ("native", "torch")
+# Where "densenet121" starts: "random" is torchvision's seeded initialisation
+# (weights=None); "imagenet" is torchvision's IMAGENET1K_V1 checkpoint, read from the
+# torch hub cache, never downloaded; "auto" is "imagenet" when that file is cached,
+# else "random" (the runner decides before a run, so the run's spec says which).
+FEATURES = ("random", "imagenet", "auto")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +86,19 @@ class DataSpec:
     mean: float = 0.5
     std: float = 0.5
     pipeline: str = "shared"
+    # Keep only these classes, relabelled 0..k-1 in this order (empty: all ten).
+    classes: tuple[int, ...] = ()
+    # Images resized (bilinear, half-pixel centres) to image_size x image_size once, in
+    # the shared preprocessing. 28 = as stored.
+    image_size: int = 28
+    # Augmentation of every training image, drawn anew each epoch from the run's seed
+    # (`compare.data.augment`), applied by each framework (tutorial Part 2):
+    # RandomRotation(rotation_degrees), RandomResizedCrop(image_size, crop_scale,
+    # crop_ratio), RandomHorizontalFlip(flip_probability). 0 / () / 0 = off.
+    rotation_degrees: float = 0.0
+    crop_scale: tuple[float, ...] = ()
+    crop_ratio: tuple[float, ...] = ()
+    flip_probability: float = 0.0
     # dataset = "random_normal" (the regression nets): x (num_samples, input_size) and
     # y (num_samples, output_size), both standard normal, drawn from the run's seed.
     num_samples: int = 64
@@ -121,6 +141,16 @@ class ModelSpec:
     # "dense": hidden_sizes, then a dense layer to num_classes. "conv": the flattened
     # pooled features are the logits (Mnist_CNN); needs hidden_sizes = [].
     logits_from: str = "dense"
+    # --- "densenet121" only: the frozen features' start (FEATURES above).
+    features: str = "random"
+    # Parity: Keras's DenseNet121 builds its BatchNormalization layers with epsilon
+    # 1.001e-5, torchvision's DenseNet 1e-5; both sides set this one.
+    batchnorm_epsilon: float = 1e-5
+    # The model's input is a grey (B, S, S) image in [0, 1]; its first step repeats it
+    # to RGB and normalises channel c as (x - input_mean[c]) / input_std[c], the
+    # statistics the pretrained features were trained with.
+    input_mean: tuple[float, ...] = ()
+    input_std: tuple[float, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,9 +252,28 @@ class ParitySpec:
     optimizer_gradient_scale: float = 0.1
     optimizer_steps: int = 25
     optimizer_atol: float = 1e-5
+    # Relative part of the optimizer bound for a user's pair (`compare.parity.pair`):
+    # |delta| <= optimizer_rtol * max|w| + optimizer_atol per tensor.
+    optimizer_rtol: float = 1e-5
     # Lockstep training: same initial weights, same batches, `steps` steps.
     steps: int = 100
     lockstep_atol: float = 1e-5
+    # A user's pair (`compare.parity.pair`): per tensor, |delta| <= lockstep_rtol * max|w| +
+    # lockstep_atol (or the rounding floor below), over `pair_steps` steps of
+    # `pair_batch_size` examples (0: every example given in one batch), after
+    # `pair_optimizer_steps` identical-gradient steps at the optimizer level.
+    lockstep_rtol: float = 1e-5
+    pair_steps: int = 10
+    pair_batch_size: int = 0
+    pair_optimizer_steps: int = 5
+    # Forward for a user's pair: a layer's gap may reach this many times torch's own
+    # float32 error there (against a float64 copy of the model), where that exceeds
+    # forward_rtol/atol. Two float32 computations of one function differ by up to about
+    # twice either's error; a deep net with low-variance BatchNorm channels (DenseNet-121,
+    # 121 layers) amplifies rounding past a fixed rtol of 1e-5 (measured 8.9e-5 against
+    # 6.5e-5 at its 120th layer), while a wrong epsilon of 1.001e-5 against 1e-5 moves the
+    # first BatchNorm by 6e-4.
+    forward_floor_factor: float = 10.0
     # Adam divides by sqrt(v) + eps, so where a gradient is near zero (|g| ~ eps) the
     # frameworks' ~1e-9 rounding differences become step differences of up to ~1 % of
     # the learning rate. Measured on the MLP (lr 0.003, aligned formula, 16 initial
@@ -330,11 +379,18 @@ def _require(condition: bool, message: str) -> None:
         raise UserError(message)
 
 
+def train_pool_size(data: DataSpec) -> int:
+    """Training-pool images of the spec's classes (Fashion-MNIST: 6,000 per class)."""
+    if not data.classes:
+        return TRAIN_POOL_SIZE
+    return TRAIN_POOL_SIZE // NUM_CLASSES * len(set(data.classes))
+
+
 def train_size(data: DataSpec) -> int:
     """The number of training examples a data spec leaves."""
     if data.dataset == "random_normal":
         return data.num_samples
-    size = TRAIN_POOL_SIZE - data.validation_size
+    size = train_pool_size(data) - data.validation_size
     return size if data.train_limit is None else min(size, data.train_limit)
 
 

@@ -1,0 +1,40 @@
+"""pytest plugin (entry point `pytest11`: keras_vs_pytorch): after `pip install` of this
+package, every test suite has these fixtures, with no conftest code.
+
+    def test_my_port(assert_same_model):
+        assert_same_model(MyTorchNet(), my_keras_net(), x, y=y, loss="cross_entropy",
+                          optimizers=Optimizers(...))
+
+Importing the plugin imports neither torch nor Keras: the fixtures do, when a test asks.
+
+Stage: parity.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def assert_same_model():
+    """assert_same_model(torch_model, keras_model, x, y=None, loss=None, optimizers=None,
+    mapping_names=None, parity=None, levels=...) -> ParityReport.
+
+    Checks structure, weights, forward (layer by layer) and, given y, a loss and
+    `Optimizers(torch=..., keras=...)`, gradients, optimizer steps and lockstep training
+    (BatchNorm statistics included). Fails the test with an AssertionError naming the
+    first level and the layer (or step and tensor) where the two models part, by how
+    much, and the layer settings whose defaults differ. x is in torch's layout.
+    """
+    from compare.parity.pair.api import assert_same_model as check
+
+    return check
+
+
+@pytest.fixture
+def parity_pair():
+    """The `compare.parity.pair` module: check_pair (a report, no assertion),
+    Optimizers, Loss, ParityReport, assert_same_model."""
+    from compare.parity.pair import api
+
+    return api

@@ -1,0 +1,242 @@
+"""The parity zoo: user-style pairs (pytorch_impl.pairs, keras_impl.pairs) with their
+inputs, recipe and deliberately wrong ports, checked by `python -m compare parity --zoo`
+and the tests.
+
+Each case gives the torch model, the correct Keras port, example inputs in torch's
+layout, integer targets, a loss and both optimizers; each wrong port is a Keras builder
+with one porting bug and the level it must fail. The DenseNet-121 case runs with random
+features (ImageNet weights cannot be downloaded here); `standin_statistics` gives its
+BatchNorm layers running statistics spread as a trained network's are, so that the
+epsilon that keras.applications uses (1.001e-5, torchvision 1e-5) can show.
+
+Stage: parity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from compare.parity.pair.api import PAIR_LEVELS, Optimizers, check_pair
+
+
+@dataclasses.dataclass(frozen=True)
+class WrongPort:
+    name: str
+    keras: Callable  # () -> the Keras model with the bug
+    fails_at: str  # the level that must fail
+    names_layer: str  # the torch layer the failure must name
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    torch: Callable  # () -> torch model (seeded by the caller)
+    keras: Callable  # () -> the correct Keras port
+    inputs: Callable  # rng -> (x in torch's layout, y)
+    loss: str
+    optimizers: Callable  # () -> Optimizers
+    wrong: tuple[WrongPort, ...]
+    prepare: Callable | None = None  # (torch model, rng, x) -> None, before the check
+
+
+def _sgd(learning_rate: float = 0.05) -> Optimizers:
+    import keras
+    import torch
+
+    return Optimizers(
+        lambda m: torch.optim.SGD(
+            [p for p in m.parameters() if p.requires_grad], lr=learning_rate, momentum=0.9
+        ),
+        lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+    )
+
+
+def _adam(learning_rate: float) -> Optimizers:
+    import torch
+
+    from keras_impl.optimizers import AdamTorchFormula
+
+    # Parity: stock Keras Adam adds epsilon to sqrt(v), not sqrt(v_hat): torch's rule.
+    return Optimizers(
+        lambda m: torch.optim.Adam(
+            [p for p in m.parameters() if p.requires_grad], lr=learning_rate
+        ),
+        lambda: AdamTorchFormula(learning_rate=learning_rate, epsilon=1e-8),
+    )
+
+
+def standin_statistics(torch_model, rng, x, quiet_share: float = 0.1, scale: float = 1e-3) -> None:
+    """BatchNorm statistics as a trained network has them, for random weights: a share of
+    the filters of every convolution that feeds a BatchNorm is scaled by `scale` (channels
+    carrying little signal, whose variance is then tiny), and every BatchNorm's running
+    statistics are measured on `x` (a cumulative average over its batches). Random
+    initial statistics (mean 0, variance 1) hide an epsilon of 1e-5 against 1.001e-5 in
+    float32; a channel with variance near 1e-5 shows it."""
+    import torch
+
+    modules = list(torch_model.modules())
+    norms = [m for m in modules if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    with torch.no_grad():
+        for conv, following in zip(modules, modules[1:], strict=False):
+            if isinstance(conv, torch.nn.Conv2d) and following in norms:
+                quiet = rng.random(conv.out_channels) < quiet_share
+                conv.weight[torch.as_tensor(quiet)] *= scale
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # a cumulative average
+            m.train()
+        batch = max(1, len(x) // 2)
+        for start in range(0, len(x), batch):
+            torch_model(torch.as_tensor(x[start : start + batch]))
+        for m, momentum in zip(norms, momenta, strict=True):
+            m.momentum = momentum
+    torch_model.eval()
+
+
+def cases(image_size: int = 32) -> dict[str, Case]:
+    import keras_impl.pairs as keras_pairs
+    import pytorch_impl.pairs as torch_pairs
+
+    def images(shape, classes):
+        return lambda rng: (
+            rng.normal(size=shape).astype(np.float32),
+            rng.integers(0, classes, shape[0]),
+        )
+
+    return {
+        "resnet_bn": Case(
+            "resnet_bn",
+            torch_pairs.resnet_bn,
+            keras_pairs.resnet_bn,
+            images((16, 1, 12, 12), 10),
+            "cross_entropy",
+            _sgd,
+            (
+                WrongPort(
+                    "keras_bn_epsilon",
+                    lambda: keras_pairs.resnet_bn(epsilon=1e-3),
+                    "forward",
+                    "bn1",
+                ),
+                WrongPort(
+                    "keras_bn_momentum",
+                    lambda: keras_pairs.resnet_bn(momentum=0.99),
+                    "lockstep",
+                    "bn1",
+                ),
+                WrongPort(
+                    "same_padding_stride_2",
+                    lambda: keras_pairs.resnet_bn(down_padding="same"),
+                    "forward",
+                    "down",
+                ),
+            ),
+            prepare=standin_statistics,
+        ),
+        "text_rnn": Case(
+            "text_rnn",
+            torch_pairs.text_rnn,
+            keras_pairs.text_rnn,
+            lambda rng: (rng.integers(0, 50, (16, 7)), rng.integers(0, 3, 16)),
+            "cross_entropy",
+            _sgd,
+            (
+                WrongPort(
+                    "gru_reset_before",
+                    lambda: keras_pairs.text_rnn(reset_after=False),
+                    "forward",
+                    "gru",
+                ),
+            ),
+        ),
+        "layernorm_mlp": Case(
+            "layernorm_mlp",
+            torch_pairs.layernorm_mlp,
+            keras_pairs.layernorm_mlp,
+            images((16, 20), 3),
+            "cross_entropy",
+            lambda: _adam(1e-3),
+            (
+                WrongPort(
+                    "keras_ln_epsilon",
+                    lambda: keras_pairs.layernorm_mlp(epsilon=1e-3),
+                    "forward",
+                    "ln1",
+                ),
+            ),
+        ),
+        "densenet121": Case(
+            "densenet121",
+            torch_pairs.densenet121_transfer,
+            lambda: keras_pairs.densenet121_transfer(image_size),
+            images((8, 3, image_size, image_size), 2),
+            "nll",
+            lambda: _adam(3e-3),
+            (
+                WrongPort(
+                    "keras_applications_epsilon",
+                    lambda: keras_pairs.densenet121_transfer(image_size, epsilon=None),
+                    "forward",
+                    "(BatchNorm2d)",
+                ),
+            ),
+            prepare=standin_statistics,
+        ),
+    }
+
+
+def check_case(case: Case, seed: int = 0, wrong: bool = True, levels=PAIR_LEVELS) -> list[dict]:
+    """The correct port (every level in `levels`) and each wrong port (up to the level it
+    must fail): rows {pair, port, passed, expected, first_failure, seconds, report}."""
+    import time
+
+    import torch
+
+    rows = []
+    ports = [("correct", case.keras, None)] + (
+        [(w.name, w.keras, w) for w in case.wrong] if wrong else []
+    )
+    for port, build_keras, bug in ports:
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        torch_model = case.torch()
+        x, y = case.inputs(rng)
+        if case.prepare is not None:
+            # Statistics measured on other examples than those checked, as a trained
+            # network's are: a batch's statistics differ from the running ones.
+            case.prepare(torch_model, rng, case.inputs(rng)[0])
+        chosen = levels if bug is None else PAIR_LEVELS[: PAIR_LEVELS.index(bug.fails_at) + 1]
+        started = time.perf_counter()
+        report = check_pair(
+            torch_model,
+            build_keras(),
+            x,
+            y=y,
+            loss=case.loss,
+            optimizers=case.optimizers(),
+            name=f"{case.name}:{port}",
+            levels=tuple(chosen),
+        )
+        failed_at = next((c["name"] for c in report.entry["checks"] if not c["passed"]), None)
+        expected = (
+            report.passed
+            if bug is None
+            else (failed_at == bug.fails_at and bug.names_layer in (report.first_failure or ""))
+        )
+        rows.append(
+            {
+                "pair": case.name,
+                "port": port,
+                "passed": report.passed,
+                "failed_at": failed_at,
+                "as_expected": bool(expected),
+                "first_failure": report.first_failure,
+                "seconds": round(time.perf_counter() - started, 1),
+                "report": report,
+            }
+        )
+    return rows
