@@ -168,6 +168,11 @@ def build_parser() -> Parser:
         default=list(KERAS_BACKENDS),
         help="Keras backends to check against native PyTorch, one process each (all three)",
     )
+    parity.add_argument(
+        "--levels",
+        type=_csv,
+        help="only these levels (all; e.g. structure,forward,gradients: the cheap ones)",
+    )
     pair = parity.add_argument_group("a user's pair (compare.parity.pair)")
     pair.add_argument(
         "--pair",
@@ -278,6 +283,8 @@ def cmd_parity(args) -> int:
     if args.pair or args.zoo:
         return _parity_of_pairs(args)
     select.check_modes(args.modes)
+    levels = args.levels or list(select.LEVELS)
+    select.check_levels(levels)
     experiments = select.experiments(args.study, args.models)
     fashion_mnist.fetch(args.data_dir)  # a missing data set is a user error, found first
     if args.out:
@@ -297,6 +304,7 @@ def cmd_parity(args) -> int:
         as_json=args.json,
         seeds=args.seeds,
         modes=args.modes,
+        levels=levels,
     )
 
 

@@ -19,6 +19,9 @@ import torch._dynamo  # noqa: F401
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# pytester runs a user's test suite in a subprocess (the parity plugin's test).
+pytest_plugins = ("pytester",)
+
 
 def run_cli(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     """`python -m compare ARGS` as a user runs it."""

@@ -438,13 +438,21 @@ def test_a_study_file_with_a_new_mlp_runs_in_both_frameworks(tmp_path):
     # The new MLP passes parity from the study file, with no code change: Keras on
     # TensorFlow in the command's process, on JAX in a process of its own (which must
     # read the same file). seed002 differs between frameworks on purpose: not checked.
+    # The levels that build, run and differentiate both models (the training levels cost
+    # a minute here; test_parity checks every level of a study-file model).
+    levels = "structure,weights,init,forward,gradients,optimizer"
     checked = run_cli(
         "parity",
-        *("--study", str(study), "--keras-backends", "tensorflow,jax", "--seeds", "1", "--json"),
+        *("--study", str(study), "--keras-backends", "tensorflow,jax", "--seeds", "1"),
+        *("--levels", levels, "--json"),
     )
     assert checked.returncode == 0, checked.stderr
     parity_report = json.loads(checked.stdout)
     assert parity_report["passed"]
+    for entry in parity_report["models"].values():  # only the levels asked for
+        assert len(entry["checks"]) > 0 and {c["name"] for c in entry["checks"]} <= set(
+            levels.split(",")
+        )
     # The study's regression net too (seed002 is refused: it differs on purpose).
     assert set(parity_report["models"]) == {
         "my_mlp/keras",

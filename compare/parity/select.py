@@ -15,6 +15,21 @@ from compare.spec import catalog, studies
 from compare.spec.identity import KERAS_BACKENDS, MODES
 from compare.spec.schema import ExperimentSpec, StudySpec
 
+# The study's parity levels, in the order they run and report (compare.parity.suite).
+LEVELS = (
+    "structure",
+    "weights",
+    "init",
+    "forward",
+    "dropout",
+    "gradients",
+    "optimizer",
+    "stock_optimizer",
+    "lockstep",
+    "study_path",
+    "data",
+)
+
 
 def _check_choices(values: list[str], allowed: tuple[str, ...], what: str, flag: str) -> None:
     """One line naming the first unknown value of `flag` and the choices (exit code 2)."""
@@ -31,6 +46,10 @@ def check_backends(keras_backends: list[str]) -> None:
 
 def check_modes(modes: list[str]) -> None:
     _check_choices(modes, MODES, "execution mode", "--modes")
+
+
+def check_levels(levels: list[str]) -> None:
+    _check_choices(levels, LEVELS, "parity level", "--levels")
 
 
 def experiments(study: str | None, models: list[str] | None) -> list[ExperimentSpec]:

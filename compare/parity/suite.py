@@ -37,7 +37,7 @@ import time
 
 from compare import files
 from compare.data import split
-from compare.parity import defaults, regression
+from compare.parity import defaults, regression, select
 from compare.parity.built import check_dropout, check_init
 from compare.parity.levels import (
     K,
@@ -63,19 +63,7 @@ from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, implementation_n
 from compare.spec.schema import REGRESSORS, ExperimentSpec, ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
-LEVELS = (
-    "structure",
-    "weights",
-    "init",
-    "forward",
-    "dropout",
-    "gradients",
-    "optimizer",
-    "stock_optimizer",
-    "lockstep",
-    "study_path",
-    "data",
-)
+LEVELS = select.LEVELS
 # The float64 replay separates update rules from float32 rounding only where Keras
 # computes in float64; a larger gap there is reported as a note with its reason.
 
@@ -284,9 +272,11 @@ def run(
     data_dir: str | None = None,
     seeds: int = 1,
     modes: tuple[str, ...] = (DEFAULT_MODE,),
+    levels: tuple[str, ...] = LEVELS,
 ) -> dict:
     """The parity report for the experiments, Keras on this process's backend: per model
-    and level (under `seeds` parity seeds, from `parity.seed` on), and the defaults table."""
+    and level (`levels`, under `seeds` parity seeds, from `parity.seed` on), and the
+    defaults table."""
     parity = parity or ParitySpec()
     threads_in_effect = configure(threads, parity.seed)
     loaders = check_loaders(data_dir)
@@ -295,7 +285,13 @@ def run(
         merge_seeds(
             [
                 check_model(
-                    e, dataclasses.replace(parity, seed=seed), loaders, threads, data_dir, modes
+                    e,
+                    dataclasses.replace(parity, seed=seed),
+                    loaders,
+                    threads,
+                    data_dir,
+                    modes,
+                    levels,
                 )
                 for seed in seed_list
             ],
@@ -310,7 +306,7 @@ def run(
         {
             "schema": SCHEMA,
             "passed": passed,
-            "levels": list(LEVELS),
+            "levels": [level for level in LEVELS if level in levels],
             "models": {m["experiment"]: m for m in models},
             "defaults": defaults.table(experiments, K.framework_defaults(), T.framework_defaults()),
             "keras_defaults": {backend: K.framework_defaults()},
@@ -338,6 +334,7 @@ def _run_in_subprocess(
     study: str | None = None,
     seeds: int = 1,
     modes: tuple[str, ...] = (DEFAULT_MODE,),
+    levels: tuple[str, ...] = LEVELS,
 ) -> dict:
     """The report of `python -m compare parity` with Keras on `backend`, in a new process.
 
@@ -350,6 +347,7 @@ def _run_in_subprocess(
             *(("--study", study) if study else ()),
             *("--threads", str(threads), "--out", out),
             *("--seeds", str(seeds), "--modes", ",".join(modes)),
+            *("--levels", ",".join(levels)),
             *(("--data-dir", data_dir) if data_dir else ()),
         ]
         done = subprocess.run(
@@ -403,6 +401,7 @@ def run_backends(
     study: str | None = None,
     seeds: int = 1,
     modes: tuple[str, ...] = (DEFAULT_MODE,),
+    levels: tuple[str, ...] = LEVELS,
 ) -> dict:
     """The parity report for Keras on each backend: this process's one in-process, every
     other in its own process (Keras's backend is fixed at import)."""
@@ -410,10 +409,10 @@ def run_backends(
     reports = {}
     for backend in keras_backends:
         if backend == here:
-            reports[backend] = run(experiments, threads, parity, data_dir, seeds, modes)
+            reports[backend] = run(experiments, threads, parity, data_dir, seeds, modes, levels)
         else:
             reports[backend] = _run_in_subprocess(
-                backend, experiments, threads, data_dir, study, seeds, modes
+                backend, experiments, threads, data_dir, study, seeds, modes, levels
             )
     return merge(reports)
 
@@ -469,6 +468,7 @@ def main(
     as_json: bool = False,
     seeds: int = 1,
     modes: tuple[str, ...] = (DEFAULT_MODE,),
+    levels: tuple[str, ...] = LEVELS,
 ) -> int:
     """`python -m compare parity`: check, write OUT/parity.json, print; 0 when it passed."""
     report = run_backends(
@@ -479,6 +479,7 @@ def main(
         study=study,
         seeds=seeds,
         modes=tuple(modes),
+        levels=tuple(levels),
     )
     if out:
         files.write_json_atomic(out / "parity.json", report)

@@ -41,6 +41,23 @@ def _is_reference(part: str) -> bool:
     return bool(module) and name.isidentifier() and all(p.isidentifier() for p in module.split("."))
 
 
+def _check_findable(module_name: str) -> None:
+    """A module that is not there is found before a framework loads (no log noise)."""
+    import importlib.util
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        found = importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UserError(
+            f"--pair: cannot import {module_name} (no such module): run from the directory "
+            "that holds it or add that directory to PYTHONPATH"
+        )
+
+
 def load_factory(reference: str):
     """The callable `MODULE:NAME` names, imported from the current directory too."""
     module_name, _, name = reference.partition(":")
@@ -91,7 +108,8 @@ def check_arguments(args) -> None:
     if args.zoo and args.pair:
         raise UserError("--zoo checks the built-in pairs: drop --pair or --zoo")
     if args.pair:
-        parse_factories(args.pair)
+        for reference in parse_factories(args.pair):
+            _check_findable(reference.partition(":")[0])
         parse_shape(args.input_shape)
         parse_optimizer(args.optimizer)
         if args.loss not in LOSSES:
@@ -239,6 +257,10 @@ def _without(argv: list[str], flag: str) -> list[str]:
 
 def main(args) -> int:
     """Run the check on every backend asked for; print, write OUT/parity.json."""
+    # triton (loaded by torch._dynamo) must load before TensorFlow: see parity.levels.
+    import torch._dynamo  # noqa: F401
+
+    # isort: split
     import keras
 
     here = keras.backend.backend()

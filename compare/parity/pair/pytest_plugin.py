@@ -5,14 +5,25 @@ package, every test suite has these fixtures, with no conftest code.
         assert_same_model(MyTorchNet(), my_keras_net(), x, y=y, loss="cross_entropy",
                           optimizers=Optimizers(...))
 
-Importing the plugin imports neither torch nor Keras: the fixtures do, when a test asks.
+At startup the plugin loads torch._dynamo (and with it triton), about 2 s: with torch
+2.14 and TensorFlow 2.21, triton loaded after TensorFlow crashes the process (a
+segmentation fault), and a test module that imports keras before its first torch
+optimizer would load them in that order. Keras itself loads only when a test asks.
 
 Stage: parity.
 """
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
+
+
+def pytest_configure(config):
+    # Without torch installed the fixtures say so when used.
+    with contextlib.suppress(ImportError):
+        import torch._dynamo  # noqa: F401  (before TensorFlow: see the docstring)
 
 
 @pytest.fixture
