@@ -58,6 +58,9 @@ compare: data
 	$(PY) -m compare run --out $(OUT) $(ARGS)
 	@# A failing parity check must not hide the study: the report shows it as FAIL.
 	-$(PY) -m compare parity --out $(OUT)
+	@# The zoo of user-style pairs to forward (about a minute): the DenseNet-121 epsilon
+	@# finding in the report; `python -m compare parity --zoo` runs every level.
+	-$(PY) -m compare parity --zoo --levels structure,weights,forward --out $(OUT)
 	$(PY) -m compare report --out $(OUT)
 	@echo "Open $(OUT)/index.html"
 

@@ -358,3 +358,48 @@ def test_parity_is_shown_only_beside_runs_of_the_spec_backend_and_mode_it_checke
     failing = {"models": {"mlp/keras": {**entry, "passed": False}}}
     assert report.parity_statuses(failing, runs)[("mlp", "torch")] == "FAIL"
     assert report.worst(["pass", "stale", "not checked"]) == "stale"
+
+
+def test_the_pairs_section_states_the_densenet_finding(quick_study, tmp_path):
+    # pairs.json as `python -m compare parity --zoo --out OUT` writes it (two backends).
+    out = tmp_path / "pairs"
+    shutil.copytree(quick_study / "runs", out / "runs")
+    shutil.copy(quick_study / "study.json", out / "study.json")
+    where = "forward: features.norm0 (BatchNorm2d) / conv1_bn (BatchNormalization): 6.5e-04"
+
+    def row(port, passed, backend_failure=None):
+        return {
+            "pair": "densenet121",
+            "port": port,
+            "passed": passed,
+            "failed_at": None if passed else "forward",
+            "as_expected": True,
+            "first_failure": backend_failure,
+            "seconds": 1.0,
+        }
+
+    entry = {
+        "keras_backend": "tensorflow",
+        "passed": True,
+        "checks": [{"name": "forward", "passed": True}],
+        "details": {},
+    }
+    files.write_json_atomic(
+        out / "pairs.json",
+        {
+            "schema": "keras-vs-pytorch/parity/v1",
+            "passed": True,
+            "models": {"densenet121:correct/keras": entry},
+            "zoo": {
+                backend: [row("correct", True), row("keras_applications_epsilon", False, where)]
+                for backend in ("tensorflow", "torch")
+            },
+        },
+    )
+    html = report.write_report(out).read_text()
+    assert 'id="pairs-table"' in html and 'id="densenet-finding"' in html
+    assert "the pair fails at forward: forward: features.norm0 (BatchNorm2d)" in html
+    assert "it passes on\ntensorflow, torch" in html
+    # Without pairs.json, no section.
+    (out / "pairs.json").unlink()
+    assert 'id="pairs-table"' not in report.write_report(out).read_text()

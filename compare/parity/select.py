@@ -31,7 +31,11 @@ LEVELS = (
 )
 
 
-def _check_choices(values: list[str], allowed: tuple[str, ...], what: str, flag: str) -> None:
+# The levels for a user's pair (compare.parity.pair), in order.
+PAIR_LEVELS = ("structure", "weights", "forward", "gradients", "optimizer", "lockstep")
+
+
+def check_choices(values: list[str], allowed: tuple[str, ...], what: str, flag: str) -> None:
     """One line naming the first unknown value of `flag` and the choices (exit code 2)."""
     unknown = [v for v in values if v not in allowed]
     if unknown or not values:
@@ -41,15 +45,15 @@ def _check_choices(values: list[str], allowed: tuple[str, ...], what: str, flag:
 
 
 def check_backends(keras_backends: list[str]) -> None:
-    _check_choices(keras_backends, KERAS_BACKENDS, "Keras backend", "--keras-backends")
+    check_choices(keras_backends, KERAS_BACKENDS, "Keras backend", "--keras-backends")
 
 
 def check_modes(modes: list[str]) -> None:
-    _check_choices(modes, MODES, "execution mode", "--modes")
+    check_choices(modes, MODES, "execution mode", "--modes")
 
 
 def check_levels(levels: list[str]) -> None:
-    _check_choices(levels, LEVELS, "parity level", "--levels")
+    check_choices(levels, LEVELS, "parity level", "--levels")
 
 
 def experiments(study: str | None, models: list[str] | None) -> list[ExperimentSpec]:

@@ -22,6 +22,7 @@ from compare import files
 from compare.errors import UserError
 from compare.report import ablation, figures, tables
 from compare.report import equivalence as _equivalence
+from compare.report import pairs as pairs_report
 from compare.run import regression as run_regression
 from compare.run import results
 from compare.spec import catalog, studies
@@ -317,6 +318,7 @@ def build_context(out: pathlib.Path, runs: list[dict]) -> dict:
         "regression_rtol": ParitySpec().regression_loss_rtol,
         "run_count": len(runs),
         "bench": bench_section(out),
+        "pairs": pairs_report.section(_optional_json(out / "pairs.json")),
         "stale": [f"{r['experiment']} / {r['framework']} / seed {r['seed']}" for r in stale],
     }
 

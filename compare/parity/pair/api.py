@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from compare.parity import select
 from compare.parity.pair import layer_defaults, mapping
 from compare.parity.pair import levels as pair_levels
 from compare.parity.pair.lockstep import check_lockstep
@@ -29,7 +30,7 @@ from compare.parity.pair.result import Check
 from compare.spec.schema import ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
-PAIR_LEVELS = ("structure", "weights", "forward", "gradients", "optimizer", "lockstep")
+PAIR_LEVELS = select.PAIR_LEVELS
 
 
 @dataclasses.dataclass(frozen=True)

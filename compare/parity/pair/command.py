@@ -4,6 +4,8 @@ study's table, JSON and exit codes (0 passed, 1 a level failed, 2 a user error).
 
 Keras fixes its backend at import: this process checks the first backend, and reruns
 itself once per other backend (`--keras-backends B --out DIR`), merging the reports.
+`--out OUT` writes OUT/pairs.json (the report's "Pairs" section), beside the study's
+parity.json.
 
 Stage: parity.
 """
@@ -21,6 +23,8 @@ import tempfile
 from compare import files
 from compare.errors import UserError
 
+# Beside the study's parity.json, which it must not replace.
+PAIRS_FILE = "pairs.json"
 LOSSES = ("cross_entropy", "nll", "mse")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -105,8 +109,12 @@ def parse_optimizer(text: str) -> tuple[str, float]:
 
 def check_arguments(args) -> None:
     """Everything that can be wrong with the flags, before a framework is imported."""
+    from compare.parity import select
+
     if args.zoo and args.pair:
         raise UserError("--zoo checks the built-in pairs: drop --pair or --zoo")
+    if args.levels:
+        select.check_choices(args.levels, select.PAIR_LEVELS, "pair parity level", "--levels")
     if args.pair:
         for reference in parse_factories(args.pair):
             _check_findable(reference.partition(":")[0])
@@ -168,8 +176,15 @@ def check_user_pair(args) -> dict:
         loss=args.loss if y is not None else None,
         optimizers=_optimizers(*parse_optimizer(args.optimizer)) if y is not None else None,
         name=torch_reference.partition(":")[2],
+        levels=_levels(args),
     )
     return report.as_dict()
+
+
+def _levels(args) -> tuple[str, ...]:
+    from compare.parity import select
+
+    return tuple(args.levels or select.PAIR_LEVELS)
 
 
 def _built(factory, side: str):
@@ -187,7 +202,7 @@ def check_zoo(args) -> dict:
 
     models, rows = {}, []
     for case in zoo.cases().values():
-        for row in zoo.check_case(case, seed=args.seed):
+        for row in zoo.check_case(case, seed=args.seed, levels=_levels(args)):
             report = row.pop("report")
             models.update(report.as_dict()["models"])
             rows.append(row)
@@ -231,7 +246,7 @@ def _in_subprocess(backend: str) -> dict:
         done = subprocess.run(
             command, env={**os.environ, "KERAS_BACKEND": backend}, capture_output=True, text=True
         )
-        path = pathlib.Path(out) / "parity.json"
+        path = pathlib.Path(out) / PAIRS_FILE
         if done.returncode not in (0, 1) or not path.exists():
             tail = "\n".join(
                 (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-20:]
@@ -272,7 +287,7 @@ def main(args) -> int:
             reports.append(_in_subprocess(backend))
     report = files.finite_or_none(merge(reports))
     if args.out:
-        files.write_json_atomic(args.out / "parity.json", report)
+        files.write_json_atomic(args.out / PAIRS_FILE, report)
     if args.json:
         print(json.dumps(report, indent=1, default=str))
     else:

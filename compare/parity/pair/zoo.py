@@ -197,8 +197,9 @@ def check_case(case: Case, seed: int = 0, wrong: bool = True, levels=PAIR_LEVELS
     import torch
 
     rows = []
+    # A wrong port is shown only where the level it must fail at is checked.
     ports = [("correct", case.keras, None)] + (
-        [(w.name, w.keras, w) for w in case.wrong] if wrong else []
+        [(w.name, w.keras, w) for w in case.wrong if w.fails_at in levels] if wrong else []
     )
     for port, build_keras, bug in ports:
         torch.manual_seed(seed)
