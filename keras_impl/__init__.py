@@ -19,7 +19,6 @@ from keras_impl.model import (
     dropout_probe,
     get_weights,
     set_weights,
-    weighted_outputs,
 )
 from keras_impl.optimizers import optimizer_trajectory
 from keras_impl.runtime import (
@@ -46,7 +45,6 @@ __all__ = [
     "get_weights",
     "set_weights",
     "dropout_probe",
-    "weighted_outputs",
     "Trainer",
     "optimizer_trajectory",
     "predict",

@@ -207,15 +207,3 @@ def dropout_probe(model: keras.Model, x: np.ndarray) -> list[dict]:
         else:
             hidden = layer(hidden, training=False)
     return probes
-
-
-def weighted_outputs(model: keras.Model, x: np.ndarray) -> list[np.ndarray]:
-    """Each weighted layer's output on x in inference mode, in forward order, channels
-    last (the canonical layout's order), before its activation."""
-    outputs = []
-    hidden = keras.ops.convert_to_tensor(x)
-    for layer in model.layers:
-        hidden = layer(hidden, training=False)
-        if isinstance(layer, WEIGHTED_LAYERS):
-            outputs.append(keras.ops.convert_to_numpy(hidden))
-    return outputs

@@ -13,7 +13,6 @@ from pytorch_impl.model import (
     dropout_probe,
     get_weights,
     set_weights,
-    weighted_outputs,
 )
 from pytorch_impl.optimizers import optimizer_trajectory
 from pytorch_impl.runtime import (
@@ -40,7 +39,6 @@ __all__ = [
     "get_weights",
     "set_weights",
     "dropout_probe",
-    "weighted_outputs",
     "Trainer",
     "optimizer_trajectory",
     "predict",

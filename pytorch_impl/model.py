@@ -207,22 +207,3 @@ def dropout_probe(model: nn.Module, x: np.ndarray) -> list[dict]:
                 hidden = layer.eval()(hidden)
     model.train(was_training)
     return probes
-
-
-def weighted_outputs(model: nn.Module, x: np.ndarray) -> list[np.ndarray]:
-    """Each weighted layer's output on x in inference mode, in forward order, channels
-    last (the canonical layout's order), before its activation."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    outputs = []
-    hidden = torch.from_numpy(x).to(device)
-    model.eval()
-    with torch.no_grad():
-        for layer in model:
-            hidden = layer(hidden)
-            if isinstance(layer, WEIGHTED_LAYERS):
-                # Parity: torch feature maps are (B, C, H, W); canonical is (B, H, W, C).
-                out = hidden.permute(0, 2, 3, 1) if hidden.dim() == 4 else hidden
-                outputs.append(out.cpu().numpy())
-    model.train(was_training)
-    return outputs

@@ -143,10 +143,18 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap, monkeypat
     assert levels.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
     forward = levels.check_forward(torch_model, wrong, x, SPEC)
     assert not forward.passed and forward.max_abs_diff > 100 * SPEC.forward_atol
-    # Named where the two part: the padding at the first convolution, the row order at
-    # the first dense layer.
-    first = {"same_padding": "conv1's output", "unpermuted_flatten": "dense1's output"}[trap]
-    assert forward.detail["first_failure"].startswith(first), forward.detail
+    # Named where the two part (the layer-by-layer comparison of compare.parity.pair):
+    # the padding at the first convolution, with the default that differs there; the row
+    # order at the first dense layer, after every convolution agreed.
+    first = forward.detail["first_failure"]
+    if trap == "same_padding":
+        assert "(Conv2d) / conv2d (Conv2D): output differs" in first, first
+        assert "it is the first matched layer" in first and "'same' at strides (2, 2)" in first
+    else:
+        assert "(Linear) / " in first and "every layer up to" in first, first
+        gaps = list(forward.detail["layer_outputs_max_abs_diff"].items())
+        named = [name for name, _ in gaps].index(first.split(" ")[0])
+        assert named > 0 and all(gap < 1e-4 for _, gap in gaps[:named])  # convolutions agree
     monkeypatch.setattr(K, "build_model", lambda spec: keras_traps.build_trap_model(spec, trap))
     gradients = levels.check_gradients(CONV_DENSE, T.get_weights(torch_model), x, y, SPEC)
     assert not gradients.passed and "kernel" in gradients.detail["first_failure"]

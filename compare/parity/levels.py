@@ -25,6 +25,8 @@ import torch._dynamo  # noqa: F401
 # isort: split
 from compare.data import fashion_mnist, split
 from compare.network import no_network
+from compare.parity.pair import layer_defaults, mapping
+from compare.parity.pair.levels import check_forward as pair_forward
 from compare.parity.pair.result import Check, differences, tensor_gaps
 from compare.run import contract
 from compare.spec.schema import ExperimentSpec, ParitySpec
@@ -128,23 +130,17 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
         for reference, other in (logits, probabilities)
     )
     abs_diff, rel_diff = differences([logits[0], probabilities[0]], [logits[1], probabilities[1]])
-    # Where the two part: the first weighted layer whose output (before its activation)
-    # is off; past the last one, what follows it (output activation, pooling, flatten).
-    kernels = T.get_weights(torch_model)[0::2]
-    layers = layer_names(kernels)
-    outputs = T.weighted_outputs(torch_model, x), K.weighted_outputs(keras_model, x)
-    per_layer = tensor_gaps(*outputs)
+    # Where the two part: the engine's layer-by-layer comparison of these two models
+    # (compare.parity.pair), as for a user's pair; the logits above are predict's.
+    pairs = mapping.pair_layers(torch_model, keras_model)
+    located = pair_forward(
+        pairs, torch_model, keras_model, x, x, parity, layer_defaults.detect(pairs)
+    )
     first = None
     if not close:
-        first = next(
-            (
-                f"{name}'s output differs by {gap:.2e}"
-                for name, gap, out in zip(layers, per_layer, outputs[0], strict=True)
-                if not gap <= parity.forward_atol + parity.forward_rtol * float(np.max(np.abs(out)))
-            ),
-            "the logits differ, but every weighted layer's output agrees when the layers "
-            "run one by one in inference mode: look at predict itself (its mode, batching) "
-            "or what follows the last weighted layer (output activation, pooling)",
+        first = located.detail["first_failure"] or (
+            "the logits differ, but every weighted layer's output agrees when both models "
+            "run in inference mode: look at predict itself (its mode, batching)"
         )
     return Check(
         "forward",
@@ -154,7 +150,7 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
         {"rtol": parity.forward_rtol, "atol": parity.forward_atol},
         {
             "first_failure": first,
-            "layer_outputs_max_abs_diff": dict(zip(layers, per_layer, strict=True)),
+            "layer_outputs_max_abs_diff": located.detail["layer_outputs_max_abs_diff"],
             "examples": len(x),
             "logits_max_abs_diff": differences([logits[0]], [logits[1]])[0],
             "probabilities_max_abs_diff": differences([probabilities[0]], [probabilities[1]])[0],

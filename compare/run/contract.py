@@ -92,10 +92,6 @@ class Implementation(Protocol):
     def predict(self, model, x: np.ndarray, batch_size: int) -> np.ndarray:
         """Logits in inference mode."""
 
-    def weighted_outputs(self, model, x: np.ndarray) -> list[np.ndarray]:
-        """Each weighted layer's output on x, inference mode, before its activation,
-        channels last: where two models part (the forward level's localisation)."""
-
     def dropout_probe(self, model, x: np.ndarray) -> list[dict]:
         """Each dropout layer in forward order: `after_weighted_layers`, its `input` on x
         (inference mode up to it), its `training` and `inference` outputs on that input."""
