@@ -148,7 +148,7 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap, monkeypat
     # order at the first dense layer, after every convolution agreed.
     first = forward.detail["first_failure"]
     if trap == "same_padding":
-        assert "(Conv2d) / conv2d (Conv2D): output differs" in first, first
+        assert "(Conv2d) / conv2d" in first and "(Conv2D): output differs" in first, first
         assert "it is the first matched layer" in first and "'same' at strides (2, 2)" in first
     else:
         assert "(Linear) / " in first and "every layer up to" in first, first
@@ -279,3 +279,16 @@ def test_merge_seeds_passes_a_level_only_if_every_seed_passed():
     assert merged["seeds"] == {"0": [], "1": ["lockstep"]}
     # The details shown are the failing seed's.
     assert merged["details_seed"] == 1 and merged["details"]["lockstep"]["gap"] == 3e-4
+
+
+def test_weights_level_fails_when_the_contract_forgets_the_flatten_permutation(monkeypatch):
+    # get_weights and set_weights both skip the (C, H, W) <-> (H, W, C) row permutation:
+    # every round trip is exact, yet Keras holds other weights than torch; the pair
+    # engine's mapping, written apart, disagrees at the first dense layer.
+    import keras_impl.model
+
+    monkeypatch.setattr(keras_impl.model, "_to_canonical", lambda kernel, flattened: kernel)
+    monkeypatch.setattr(keras_impl.model, "_from_canonical", lambda kernel, flattened: kernel)
+    check = levels.check_weights(CONV_DENSE)
+    assert not check.passed and check.detail["engine_mapping_agrees"] is False
+    assert check.detail["first_failure"].startswith("dense1.kernel"), check.detail

@@ -118,7 +118,29 @@ def check_weights(experiment: ExperimentSpec) -> Check:
         ]
     )
     abs_diff, rel_diff = differences(start + keras_start, torch_trip + keras_trip)
-    return Check("weights", exact, abs_diff, rel_diff, {"exact": True}, {"arrays": len(start)})
+    # The pair engine's layer mapping (compare.parity.pair), written apart from the
+    # contract's canonical layout, must put the same arrays in Keras: two conversions of
+    # one model agreeing bit for bit (a wrong flatten permutation in either shows).
+    mapped = K.build_model(experiment.model)
+    mapping.transplant(torch_model, mapped)
+    engine = [
+        a.shape == b.shape and np.array_equal(a, b)
+        for a, b in zip(start, K.get_weights(mapped), strict=True)
+    ]
+    first = None
+    if not all(engine):
+        first = f"{tensor_names(experiment.model)[engine.index(False)]}: the contract's canonical "
+        first += "layout and the pair engine's layer mapping put different arrays in Keras"
+    elif not exact:
+        first = "a round trip through the canonical layout changes the weights"
+    return Check(
+        "weights",
+        exact and all(engine),
+        abs_diff,
+        rel_diff,
+        {"exact": True},
+        {"arrays": len(start), "engine_mapping_agrees": all(engine), "first_failure": first},
+    )
 
 
 def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -> Check:
