@@ -20,7 +20,8 @@ from keras_impl.model import (
     get_weights,
     set_weights,
 )
-from keras_impl.optimizers import optimizer_trajectory
+from keras_impl.optimizers import make_optimizer_for, optimizer_trajectory
+from keras_impl.pairs import pair_model, value_and_gradients
 from keras_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -47,6 +48,9 @@ __all__ = [
     "dropout_probe",
     "Trainer",
     "optimizer_trajectory",
+    "make_optimizer_for",
+    "pair_model",
+    "value_and_gradients",
     "predict",
     "training_batches",
     "load_fashion_mnist",

@@ -167,6 +167,11 @@ def make_optimizer(train_spec) -> keras.optimizers.Optimizer:
     raise ValueError(f"unknown optimizer {train_spec.optimizer!r}")
 
 
+def make_optimizer_for(model, train_spec) -> keras.optimizers.Optimizer:
+    # Parity: a Keras optimizer finds its variables on the first apply; torch's takes them.
+    return make_optimizer(train_spec)
+
+
 def optimizer_trajectory(
     train_spec, mode: str, start: np.ndarray, gradients: np.ndarray, checkpoints: tuple[int, ...]
 ) -> dict[int, np.ndarray]:

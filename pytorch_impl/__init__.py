@@ -14,7 +14,8 @@ from pytorch_impl.model import (
     get_weights,
     set_weights,
 )
-from pytorch_impl.optimizers import optimizer_trajectory
+from pytorch_impl.optimizers import make_optimizer_for, optimizer_trajectory
+from pytorch_impl.pairs import pair_model, value_and_gradients
 from pytorch_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -41,6 +42,9 @@ __all__ = [
     "dropout_probe",
     "Trainer",
     "optimizer_trajectory",
+    "make_optimizer_for",
+    "pair_model",
+    "value_and_gradients",
     "predict",
     "training_batches",
     "load_fashion_mnist",

@@ -57,6 +57,10 @@ def make_optimizer(parameters, train_spec, mode: str = DEFAULT_MODE):
     raise ValueError(f"unknown optimizer {train_spec.optimizer!r}")
 
 
+def make_optimizer_for(model, train_spec):
+    return make_optimizer([p for p in model.parameters() if p.requires_grad], train_spec)
+
+
 def optimizer_trajectory(
     train_spec, mode: str, start: np.ndarray, gradients: np.ndarray, checkpoints: tuple[int, ...]
 ) -> dict[int, np.ndarray]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import torch
-import torchvision
 from torch import nn
 
 
@@ -89,6 +88,8 @@ class DenseNetTransfer(nn.Module):
 
     def __init__(self, weights=None):
         super().__init__()
+        import torchvision  # only here: `import pytorch_impl` stays light
+
         base = torchvision.models.densenet121(weights=weights)
         self.features = base.features
         for parameter in self.features.parameters():
@@ -112,3 +113,25 @@ class DenseNetTransfer(nn.Module):
 
 def densenet121_transfer() -> nn.Module:
     return DenseNetTransfer()
+
+
+PAIRS = {
+    "resnet_bn": resnet_bn,
+    "text_rnn": text_rnn,
+    "layernorm_mlp": layernorm_mlp,
+    "densenet121_transfer": densenet121_transfer,
+}
+
+
+def pair_model(name: str, **port) -> nn.Module:
+    # Parity: the torch halves are the reference; porting bugs are injected on Keras's.
+    if port:
+        raise ValueError(f"the torch half of {name} takes no port options, got {sorted(port)}")
+    return PAIRS[name]()
+
+
+def value_and_gradients(model: nn.Module, loss_of):
+    """loss_of(model), then torch.autograd.grad over the trainable parameters."""
+    loss = loss_of(model)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    return loss, list(torch.autograd.grad(loss, parameters, allow_unused=True))

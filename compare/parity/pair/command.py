@@ -127,24 +127,14 @@ def check_arguments(args) -> None:
 
 
 def _optimizers(name: str, learning_rate: float):
-    import keras
-    import torch
+    from compare.parity.pair import zoo
+    from compare.spec.schema import TrainSpec
 
-    from compare.parity.pair.api import Optimizers
-    from keras_impl.optimizers import AdamTorchFormula
-
-    def trained(model):
-        return [p for p in model.parameters() if p.requires_grad]
-
-    if name == "sgd":
-        return Optimizers(
-            lambda m: torch.optim.SGD(trained(m), lr=learning_rate),
-            lambda: keras.optimizers.SGD(learning_rate),
-        )
-    # Parity: stock Keras Adam adds epsilon to sqrt(v); AdamTorchFormula is torch's rule.
-    return Optimizers(
-        lambda m: torch.optim.Adam(trained(m), lr=learning_rate),
-        lambda: AdamTorchFormula(learning_rate=learning_rate, epsilon=1e-8),
+    # Parity: for Adam, Keras takes torch's update rule (adam_formula "torch"): stock
+    # Keras Adam adds epsilon to sqrt(v); the study's aligned optimizer.
+    formula = "torch" if name == "adam" else "native"
+    return zoo.optimizers(
+        TrainSpec(optimizer=name, learning_rate=learning_rate, adam_formula=formula)
     )
 
 

@@ -24,6 +24,7 @@ import keras
 import torch
 
 from compare.parity.pair import layer_defaults, mapping
+from compare.run import contract
 from compare.parity.pair.result import Check, bound_of, differences, gap
 from compare.spec.schema import ParitySpec
 
@@ -331,12 +332,11 @@ def torch_loss_and_gradients(pairs, torch_model, loss, x, y):
 
 def keras_loss_and_gradients(keras_model, loss, x_keras, y):
     """(loss, {id(variable): gradient}) of one batch, training mode, on this backend."""
-    from keras_impl import backends
 
     def loss_of(call):
         return keras.ops.mean(loss.keras(y, _first(call(x_keras, training=True))))
 
-    value, grads = backends.current().value_and_gradients(keras_model, loss_of)
+    value, grads = contract.load("keras").value_and_gradients(keras_model, loss_of)
     return float(keras.ops.convert_to_numpy(value)), {
         id(v): (np.zeros(v.shape, np.float32) if g is None else keras.ops.convert_to_numpy(g))
         for v, g in zip(keras_model.trainable_variables, grads, strict=True)

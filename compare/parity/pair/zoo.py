@@ -20,6 +20,8 @@ from collections.abc import Callable
 import numpy as np
 
 from compare.parity.pair.api import PAIR_LEVELS, Optimizers, check_pair
+from compare.run import contract
+from compare.spec.schema import TrainSpec
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,29 +44,27 @@ class Case:
     prepare: Callable | None = None  # (torch model, rng, x) -> None, before the check
 
 
-def _sgd(learning_rate: float = 0.05) -> Optimizers:
-    import keras
-    import torch
-
+def optimizers(train_spec: TrainSpec) -> Optimizers:
+    """Both sides' optimizers for `train_spec`, as the study builds them (the contract)."""
+    torch_side, keras_side = contract.load("torch"), contract.load("keras")
     return Optimizers(
-        lambda m: torch.optim.SGD(
-            [p for p in m.parameters() if p.requires_grad], lr=learning_rate, momentum=0.9
-        ),
-        lambda: keras.optimizers.SGD(learning_rate, momentum=0.9),
+        lambda model: torch_side.make_optimizer_for(model, train_spec),
+        lambda: keras_side.make_optimizer_for(None, train_spec),
     )
 
 
-def _adam(learning_rate: float) -> Optimizers:
-    import torch
+SGD = TrainSpec(optimizer="sgd", learning_rate=0.05, momentum=0.9)
+# Parity: stock Keras Adam adds epsilon to sqrt(v), not sqrt(v_hat): torch's rule.
+ADAM = TrainSpec(optimizer="adam", learning_rate=1e-3, adam_formula="torch")
+# The tutorial's transfer recipe (Udacity's solution notebook: Adam at 0.003).
+TRANSFER_ADAM = dataclasses.replace(ADAM, learning_rate=3e-3)
 
-    from keras_impl.optimizers import AdamTorchFormula
 
-    # Parity: stock Keras Adam adds epsilon to sqrt(v), not sqrt(v_hat): torch's rule.
-    return Optimizers(
-        lambda m: torch.optim.Adam(
-            [p for p in m.parameters() if p.requires_grad], lr=learning_rate
-        ),
-        lambda: AdamTorchFormula(learning_rate=learning_rate, epsilon=1e-8),
+def _models(name: str):
+    """(torch builder, Keras builder taking the port's bugs) of a zoo pair."""
+    torch_side, keras_side = contract.load("torch"), contract.load("keras")
+    return (lambda: torch_side.pair_model(name)), (
+        lambda **port: keras_side.pair_model(name, **port)
     )
 
 
@@ -98,39 +98,32 @@ def standin_statistics(torch_model, rng, x, quiet_share: float = 0.1, scale: flo
 
 
 def cases(image_size: int = 32) -> dict[str, Case]:
-    import keras_impl.pairs as keras_pairs
-    import pytorch_impl.pairs as torch_pairs
-
     def images(shape, classes):
         return lambda rng: (
             rng.normal(size=shape).astype(np.float32),
             rng.integers(0, classes, shape[0]),
         )
 
+    resnet, resnet_port = _models("resnet_bn")
+    text, text_port = _models("text_rnn")
+    mlp, mlp_port = _models("layernorm_mlp")
+    densenet, densenet_port = _models("densenet121_transfer")
     return {
         "resnet_bn": Case(
             "resnet_bn",
-            torch_pairs.resnet_bn,
-            keras_pairs.resnet_bn,
+            resnet,
+            resnet_port,
             images((16, 1, 12, 12), 10),
             "cross_entropy",
-            _sgd,
+            lambda: optimizers(SGD),
             (
+                WrongPort("keras_bn_epsilon", lambda: resnet_port(epsilon=1e-3), "forward", "bn1"),
                 WrongPort(
-                    "keras_bn_epsilon",
-                    lambda: keras_pairs.resnet_bn(epsilon=1e-3),
-                    "forward",
-                    "bn1",
-                ),
-                WrongPort(
-                    "keras_bn_momentum",
-                    lambda: keras_pairs.resnet_bn(momentum=0.99),
-                    "lockstep",
-                    "bn1",
+                    "keras_bn_momentum", lambda: resnet_port(momentum=0.99), "lockstep", "bn1"
                 ),
                 WrongPort(
                     "same_padding_stride_2",
-                    lambda: keras_pairs.resnet_bn(down_padding="same"),
+                    lambda: resnet_port(down_padding="same"),
                     "forward",
                     "down",
                 ),
@@ -139,47 +132,37 @@ def cases(image_size: int = 32) -> dict[str, Case]:
         ),
         "text_rnn": Case(
             "text_rnn",
-            torch_pairs.text_rnn,
-            keras_pairs.text_rnn,
+            text,
+            text_port,
             lambda rng: (rng.integers(0, 50, (16, 7)), rng.integers(0, 3, 16)),
             "cross_entropy",
-            _sgd,
+            lambda: optimizers(SGD),
             (
                 WrongPort(
-                    "gru_reset_before",
-                    lambda: keras_pairs.text_rnn(reset_after=False),
-                    "forward",
-                    "gru",
+                    "gru_reset_before", lambda: text_port(reset_after=False), "forward", "gru"
                 ),
             ),
         ),
         "layernorm_mlp": Case(
             "layernorm_mlp",
-            torch_pairs.layernorm_mlp,
-            keras_pairs.layernorm_mlp,
+            mlp,
+            mlp_port,
             images((16, 20), 3),
             "cross_entropy",
-            lambda: _adam(1e-3),
-            (
-                WrongPort(
-                    "keras_ln_epsilon",
-                    lambda: keras_pairs.layernorm_mlp(epsilon=1e-3),
-                    "forward",
-                    "ln1",
-                ),
-            ),
+            lambda: optimizers(ADAM),
+            (WrongPort("keras_ln_epsilon", lambda: mlp_port(epsilon=1e-3), "forward", "ln1"),),
         ),
         "densenet121": Case(
             "densenet121",
-            torch_pairs.densenet121_transfer,
-            lambda: keras_pairs.densenet121_transfer(image_size),
+            densenet,
+            lambda: densenet_port(image_size=image_size),
             images((8, 3, image_size, image_size), 2),
             "nll",
-            lambda: _adam(3e-3),
+            lambda: optimizers(TRANSFER_ADAM),
             (
                 WrongPort(
                     "keras_applications_epsilon",
-                    lambda: keras_pairs.densenet121_transfer(image_size, epsilon=None),
+                    lambda: densenet_port(image_size=image_size, epsilon=None),
                     "forward",
                     "(BatchNorm2d)",
                 ),
