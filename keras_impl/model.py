@@ -19,6 +19,7 @@ import numpy as np
 from keras import ops
 
 from compare.spec.schema import IMAGE_SHAPE, conv_output_shape
+from keras_impl import transfer
 
 
 @keras.ops.custom_gradient
@@ -104,11 +105,32 @@ def conv_features(model_spec) -> list[keras.layers.Layer]:
     return layers
 
 
-def build_model(model_spec) -> keras.Sequential:
-    """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
-    if model_spec.architecture not in ("mlp", "logreg", "cnn"):
+def dense_head(width: int, model_spec) -> list[keras.layers.Layer]:
+    """(B, width) -> (B, num_classes): hidden_sizes with their activation (and dropout),
+    then the logits layer."""
+    layers: list[keras.layers.Layer] = []
+    for size in model_spec.hidden_sizes:
+        layers.append(dense(width, size, model_spec))
+        layers.append(keras.layers.Activation(ACTIVATIONS[model_spec.activation]))
+        if model_spec.dropout_rate > 0:
+            layers.append(keras.layers.Dropout(model_spec.dropout_rate))
+        width = size
+    layers.append(dense(width, model_spec.num_classes, model_spec))
+    return layers
+
+
+def build_model(model_spec) -> keras.Model:
+    """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers;
+    "densenet121" takes (B, S, S) (`keras_impl.transfer`)."""
+    if model_spec.architecture not in ("mlp", "logreg", "cnn", "densenet121"):
         # The regression nets are not classifiers: they have their own contract.
         raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
+    if model_spec.architecture == "densenet121":
+        # Part 8: Keras's DenseNet-121 features under the head.
+        network = transfer.densenet121(model_spec)
+        head = dense_head(transfer.FEATURE_WIDTH, model_spec)
+        classifier = keras.Sequential([keras.Input((transfer.FEATURE_WIDTH,)), *head])
+        return transfer.TransferModel(network, classifier, model_spec)
     if model_spec.architecture == "cnn":
         layers = conv_features(model_spec)
         width = math.prod(conv_output_shape(model_spec))
@@ -116,13 +138,7 @@ def build_model(model_spec) -> keras.Sequential:
         layers = [keras.layers.Flatten()]  # (B, 28, 28) -> (B, 784)
         width = math.prod(IMAGE_SHAPE)
     if model_spec.logits_from == "dense":
-        for size in model_spec.hidden_sizes:
-            layers.append(dense(width, size, model_spec))
-            layers.append(keras.layers.Activation(ACTIVATIONS[model_spec.activation]))
-            if model_spec.dropout_rate > 0:
-                layers.append(keras.layers.Dropout(model_spec.dropout_rate))
-            width = size
-        layers.append(dense(width, model_spec.num_classes, model_spec))
+        layers += dense_head(width, model_spec)
     if model_spec.output_activation == "relu":
         layers.append(keras.layers.Activation("relu"))
     return keras.Sequential([keras.Input(IMAGE_SHAPE), *layers])
@@ -145,6 +161,9 @@ def _weighted_layers(model: keras.Model) -> list[tuple[keras.layers.Layer, tuple
 
 
 def count_parameters(model: keras.Model) -> int:
+    if isinstance(model, transfer.TransferModel):
+        # Parity: torch counts no BatchNorm statistics; Keras's count_params would.
+        return transfer.count_parameters(model)
     return int(model.count_params())
 
 
@@ -165,7 +184,10 @@ def _from_canonical(kernel: np.ndarray, flattened: tuple | None) -> np.ndarray:
 
 
 def get_weights(model: keras.Model) -> list[np.ndarray]:
-    """Weights in the canonical layout: [kernel, bias] per weighted layer, in order."""
+    """Weights in the canonical layout: [kernel, bias] per weighted layer, in order
+    (the transfer model's own layout: `keras_impl.transfer`)."""
+    if isinstance(model, transfer.TransferModel):
+        return transfer.get_weights(model)
     weights = []
     for layer, flattened in _weighted_layers(model):
         kernel = np.array(ops.convert_to_numpy(layer.kernel))  # a copy on every backend
@@ -176,6 +198,8 @@ def get_weights(model: keras.Model) -> list[np.ndarray]:
 
 def set_weights(model: keras.Model, weights: list[np.ndarray]) -> None:
     """Load canonical-layout weights (the inverse of get_weights, exactly)."""
+    if isinstance(model, transfer.TransferModel):
+        return transfer.set_weights(model, weights)
     layers = _weighted_layers(model)
     if len(weights) != 2 * len(layers):
         raise ValueError(f"expected {2 * len(layers)} arrays, got {len(weights)}")

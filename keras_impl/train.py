@@ -19,7 +19,7 @@ from keras import ops
 from keras.src.trainers.data_adapters import get_data_adapter
 
 from compare.spec.identity import DEFAULT_MODE
-from keras_impl import backends, execution
+from keras_impl import augment, backends, execution
 from keras_impl.model import get_weights, set_weights
 from keras_impl.optimizers import make_optimizer
 from keras_impl.runtime import backend
@@ -145,9 +145,10 @@ class Trainer:
             return np.eye(self.model.output_shape[-1], dtype=np.float32)[y]
         return y
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None) -> float:
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None, augmentation=None) -> float:
         """One pass over the rows of (x, y) in `order` (the arrays' own order without
-        one); returns the mean training loss."""
+        one); returns the mean training loss. With `augmentation`, every row is first
+        transformed with its parameters (`keras_impl.augment`), inside the epoch."""
         if backend() == "tensorflow":
             # Converted to tensors on the first call, kept while the same arrays come back.
             if self._resident is None or self._resident[0] is not x or self._resident[1] is not y:
@@ -155,8 +156,13 @@ class Trainer:
 
                 self._resident = (x, y, tf.constant(x), tf.constant(self._targets(y)))
             _, _, inputs, targets = self._resident
+            if augmentation is not None:
+                inputs = augment.augment(inputs, augmentation)
             epoch = {"x": _tf_dataset(inputs, targets, self.batch_size, order)}
         else:
+            if augmentation is not None:
+                # Parity: back to NumPy, the form fit takes on these backends.
+                x = np.asarray(ops.convert_to_numpy(augment.augment(x, augmentation)))
             if order is not None:
                 x, y = x[order], y[order]
             epoch = {"x": x, "y": self._targets(y), "batch_size": self.batch_size}

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from compare.spec.schema import IMAGE_SHAPE, conv_output_shape
+from pytorch_impl import transfer
 
 
 class _CustomReLUFunction(torch.autograd.Function):
@@ -110,11 +111,31 @@ def conv_features(model_spec) -> list[nn.Module]:
     return layers
 
 
-def build_model(model_spec) -> nn.Sequential:
-    """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers."""
-    if model_spec.architecture not in ("mlp", "logreg", "cnn"):
+def dense_head(width: int, model_spec) -> list[nn.Module]:
+    """(B, width) -> (B, num_classes): hidden_sizes with their activation (and dropout),
+    then the logits layer."""
+    layers: list[nn.Module] = []
+    for size in model_spec.hidden_sizes:
+        layers.append(dense(width, size, model_spec))
+        layers.append(ACTIVATIONS[model_spec.activation]())
+        if model_spec.dropout_rate > 0:
+            layers.append(nn.Dropout(model_spec.dropout_rate))
+        width = size
+    layers.append(dense(width, model_spec.num_classes, model_spec))
+    return layers
+
+
+def build_model(model_spec) -> nn.Module:
+    """(B, 28, 28) float32 -> (B, num_classes) logits. "logreg" has no hidden layers;
+    "densenet121" takes (B, S, S) (`pytorch_impl.transfer`)."""
+    if model_spec.architecture not in ("mlp", "logreg", "cnn", "densenet121"):
         # The regression nets are not classifiers: they have their own contract.
         raise ValueError(f"{model_spec.architecture!r} is built by the regression module")
+    if model_spec.architecture == "densenet121":
+        # Part 8: torchvision's DenseNet-121 with its classifier replaced by the head.
+        network = transfer.densenet121(model_spec)
+        network.classifier = nn.Sequential(*dense_head(transfer.FEATURE_WIDTH, model_spec))
+        return transfer.TransferModel(network, model_spec)
     if model_spec.architecture == "cnn":
         layers = conv_features(model_spec)
         width = math.prod(conv_output_shape(model_spec))
@@ -122,13 +143,7 @@ def build_model(model_spec) -> nn.Sequential:
         layers = [nn.Flatten()]  # (B, 28, 28) -> (B, 784)
         width = math.prod(IMAGE_SHAPE)
     if model_spec.logits_from == "dense":
-        for size in model_spec.hidden_sizes:
-            layers.append(dense(width, size, model_spec))
-            layers.append(ACTIVATIONS[model_spec.activation]())
-            if model_spec.dropout_rate > 0:
-                layers.append(nn.Dropout(model_spec.dropout_rate))
-            width = size
-        layers.append(dense(width, model_spec.num_classes, model_spec))
+        layers += dense_head(width, model_spec)
     if model_spec.output_activation == "relu":
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
@@ -155,7 +170,10 @@ def _from_canonical(layer: nn.Module, kernel: np.ndarray) -> np.ndarray:
 
 
 def get_weights(model: nn.Module) -> list[np.ndarray]:
-    """Weights in the canonical layout: [kernel, bias] per weighted layer, in order."""
+    """Weights in the canonical layout: [kernel, bias] per weighted layer, in order
+    (the transfer model's own layout: `pytorch_impl.transfer`)."""
+    if isinstance(model, transfer.TransferModel):
+        return transfer.get_weights(model)
     weights = []
     for layer in _weighted_layers(model):
         weight = layer.weight.detach().cpu().numpy()
@@ -166,6 +184,8 @@ def get_weights(model: nn.Module) -> list[np.ndarray]:
 
 def set_weights(model: nn.Module, weights: list[np.ndarray]) -> None:
     """Load canonical-layout weights (the inverse of get_weights, exactly)."""
+    if isinstance(model, transfer.TransferModel):
+        return transfer.set_weights(model, weights)
     layers = _weighted_layers(model)
     if len(weights) != 2 * len(layers):
         raise ValueError(f"expected {2 * len(layers)} arrays, got {len(weights)}")

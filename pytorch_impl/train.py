@@ -20,7 +20,7 @@ import torch
 from torch.nn import functional
 
 from compare.spec.identity import DEFAULT_MODE
-from pytorch_impl import execution, runtime
+from pytorch_impl import augment, execution, runtime
 from pytorch_impl.model import get_weights, set_weights
 from pytorch_impl.optimizers import make_optimizer
 
@@ -109,7 +109,9 @@ class Trainer:
         self.model = model.to(self.device)
         self.batch_size = train_spec.batch_size
         self.loss = train_spec.loss
-        self.optimizer = make_optimizer(model.parameters(), train_spec, mode)
+        # Frozen parameters (the transfer model's features) are not the optimizer's.
+        trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
+        self.optimizer = make_optimizer(trained, train_spec, mode)
         self._native_dataset = None
         self._native_loader = None
         self._resident = None  # (x, y, their tensors on the device)
@@ -155,14 +157,18 @@ class Trainer:
             count += len(batch_x)
         return float(total) / count
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None) -> float:
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None, augmentation=None) -> float:
         """One pass over the rows of (x, y) in `order` (the arrays' own order without
         one); returns the mean training loss. The arrays go to the device on the first
-        call and stay there while the same arrays come back (one run's training set)."""
+        call and stay there while the same arrays come back (one run's training set).
+        With `augmentation`, every row is first transformed with its parameters
+        (`pytorch_impl.augment`), on the device, inside the epoch."""
         if self._resident is None or self._resident[0] is not x or self._resident[1] is not y:
             tensors = (torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device))
             self._resident = (x, y, *tensors)
         _, _, inputs, labels = self._resident
+        if augmentation is not None:
+            inputs = augment.augment(inputs, augmentation)
         return self._train_batches(_index_batches(inputs, labels, self.batch_size, order))
 
     def train_step(self, x: np.ndarray, y: np.ndarray) -> float:

@@ -24,7 +24,7 @@ import tempfile
 import numpy as np
 
 from compare.data.fashion_mnist import FILES, cache_dir, load_raw
-from compare.spec.schema import DataSpec
+from compare.spec.schema import NUM_CLASSES, DataSpec
 
 
 def _stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | None, seed: int):
@@ -39,11 +39,18 @@ def _stratified_subset(indices: np.ndarray, labels: np.ndarray, size: int | None
     return np.sort(subset)
 
 
+def _pool(labels: np.ndarray, data: DataSpec) -> np.ndarray:
+    """Indices of the images of the spec's classes (all of them without classes)."""
+    if not data.classes:
+        return np.arange(len(labels))
+    return np.flatnonzero(np.isin(labels, data.classes))
+
+
 def _holdout(train_labels: np.ndarray, data: DataSpec) -> tuple[np.ndarray, np.ndarray]:
     """(train, validation) indices of the training pool, as `data.validation_split` says."""
     from sklearn.model_selection import train_test_split
 
-    pool = np.arange(len(train_labels))
+    pool = _pool(train_labels, data)
     if data.validation_size == 0:
         return pool, pool[:0]
     if data.validation_split == "shuffled_head":
@@ -52,7 +59,10 @@ def _holdout(train_labels: np.ndarray, data: DataSpec) -> tuple[np.ndarray, np.n
         shuffled = np.random.default_rng(data.split_seed).permutation(pool)
         return shuffled[data.validation_size :], shuffled[: data.validation_size]
     return train_test_split(
-        pool, test_size=data.validation_size, stratify=train_labels, random_state=data.split_seed
+        pool,
+        test_size=data.validation_size,
+        stratify=train_labels[pool],
+        random_state=data.split_seed,
     )
 
 
@@ -64,14 +74,45 @@ def split_indices(train_labels: np.ndarray, test_labels: np.ndarray, data: DataS
         validation, train_labels, data.validation_limit, data.split_seed
     )
     test = _stratified_subset(
-        np.arange(len(test_labels)), test_labels, data.test_limit, data.split_seed
+        _pool(test_labels, data), test_labels, data.test_limit, data.split_seed
     )
     return train, validation, test
 
 
+def relabel(labels: np.ndarray, data: DataSpec) -> np.ndarray:
+    """Labels as int64 class indices: the position in `data.classes` when it is set."""
+    if not data.classes:
+        return labels.astype(np.int64)
+    index = np.full(NUM_CLASSES, -1, dtype=np.int64)
+    index[list(data.classes)] = np.arange(len(data.classes))
+    return index[labels]
+
+
+def resize_matrix(size_in: int, size_out: int) -> np.ndarray:
+    """(size_out, size_in) float64 weights of a bilinear resize with half-pixel centres
+    (torch's align_corners=False): output pixel i samples the input at
+    (i + 0.5) * size_in / size_out - 0.5, clamped to the edge pixels. For enlarging only
+    (no antialiasing filter), which `validate` guarantees."""
+    source = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
+    source = np.clip(source, 0, size_in - 1)
+    low = np.floor(source).astype(np.int64)
+    high = np.minimum(low + 1, size_in - 1)
+    weight = source - low
+    matrix = np.zeros((size_out, size_in))
+    rows = np.arange(size_out)
+    np.add.at(matrix, (rows, low), 1 - weight)
+    np.add.at(matrix, (rows, high), weight)
+    return matrix
+
+
 def preprocess(images: np.ndarray, data: DataSpec) -> np.ndarray:
-    """(N, 28, 28) uint8 -> (N, 28, 28) float32, scaled as the spec says."""
+    """(N, 28, 28) uint8 -> (N, S, S) float32, S = data.image_size, scaled as the spec
+    says (resized, in float64, between the division and the normalisation)."""
     x = images.astype(np.float32) / np.float32(data.pixel_divisor)
+    if data.image_size != x.shape[-1]:
+        rows = resize_matrix(x.shape[-2], data.image_size)
+        columns = resize_matrix(x.shape[-1], data.image_size)
+        x = (rows @ x.astype(np.float64) @ columns.T).astype(np.float32)
     return (x - np.float32(data.mean)) / np.float32(data.std)
 
 
@@ -83,8 +124,8 @@ def _sha256(array: np.ndarray) -> str:
 class SharedData:
     """The arrays every framework trains and evaluates on, plus their manifest."""
 
-    x_train: np.ndarray  # (N, 28, 28) float32
-    y_train: np.ndarray  # (N,) int64
+    x_train: np.ndarray  # (N, S, S) float32, S = data.image_size (28 as stored)
+    y_train: np.ndarray  # (N,) int64: class indices (see `relabel`)
     x_val: np.ndarray
     y_val: np.ndarray
     x_test: np.ndarray
@@ -111,16 +152,18 @@ def load_shared(data: DataSpec, data_dir: str | None = None) -> SharedData:
         "test_indices_sha256": _sha256(test.astype(np.int64)),
         "sizes": {"train": len(train), "validation": len(validation), "test": len(test)},
     }
+    if data.classes:  # only then, so every earlier manifest keeps its hash
+        manifest["classes"] = list(data.classes)
     manifest["hash"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[
         :16
     ]
     return SharedData(
         x_train=preprocess(raw.train_images[train], data),
-        y_train=raw.train_labels[train].astype(np.int64),
+        y_train=relabel(raw.train_labels[train], data),
         x_val=preprocess(raw.train_images[validation], data),
-        y_val=raw.train_labels[validation].astype(np.int64),
+        y_val=relabel(raw.train_labels[validation], data),
         x_test=preprocess(raw.test_images[test], data),
-        y_test=raw.test_labels[test].astype(np.int64),
+        y_test=relabel(raw.test_labels[test], data),
         manifest=manifest,
         train_images=raw.train_images[train],
     )

@@ -27,8 +27,10 @@ class Trainer(Protocol):
 
     def __init__(self, model: Any, train_spec, mode: str = DEFAULT_MODE, device: str = "cpu"): ...
 
-    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None) -> float:
-        """One pass over the rows of (x, y) in `order`; the mean training loss."""
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order=None, augmentation=None) -> float:
+        """One pass over the rows of (x, y) in `order`, each row first transformed with
+        its `augmentation` parameters (`compare.data.augment.Augmentation`) when given;
+        the mean training loss."""
 
     def train_epoch_native(
         self, images: np.ndarray, y: np.ndarray, data_spec, seed: int, order=None

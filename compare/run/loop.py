@@ -14,8 +14,8 @@ import math
 from collections.abc import Callable
 
 from compare import files
-from compare.data import split
-from compare.run import contract, devices, metrics, regression, timing
+from compare.data import augment, split
+from compare.run import contract, devices, initial_weights, metrics, regression, timing
 from compare.run.protocol import NOTICE, PROGRESS
 from compare.spec import parse
 from compare.spec.schema import REGRESSORS, ExperimentSpec
@@ -106,7 +106,10 @@ def epoch_function(trainer, experiment, shared, seed: int, mode: str, epoch: int
         return lambda: trainer.train_epoch_native(
             shared.train_images, shared.y_train, experiment.data, seed, order=order
         )
-    return lambda: trainer.train_epoch(shared.x_train, shared.y_train, order)
+    # Each training image's transform for this epoch (None: no augmentation), the same
+    # for both frameworks.
+    augmentation = augment.draw(experiment.data, seed, epoch, len(shared.y_train))
+    return lambda: trainer.train_epoch(shared.x_train, shared.y_train, order, augmentation)
 
 
 def train_classifier(impl, experiment, request, phases, result, emit) -> None:
@@ -118,6 +121,10 @@ def train_classifier(impl, experiment, request, phases, result, emit) -> None:
 
     with phases.phase("build"):
         model = impl.build_model(experiment.model)
+        if initial_weights.shares_start(experiment.model):
+            # Both sides start from torchvision's weights (compare.run.initial_weights).
+            impl.set_weights(model, initial_weights.prepared(experiment.model, seed))
+            result["features"] = experiment.model.features
         trainer = impl.Trainer(model, train_spec, mode, device=result["device"])
     result["parameter_count"] = impl.count_parameters(model)
 

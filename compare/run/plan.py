@@ -9,8 +9,9 @@ import dataclasses
 import os
 import pathlib
 
+from compare.data import augment
 from compare.errors import UserError
-from compare.run import results
+from compare.run import initial_weights, results
 from compare.spec import studies
 from compare.spec.identity import (
     DEFAULT_KERAS_BACKEND,
@@ -22,7 +23,7 @@ from compare.spec.identity import (
     Implementation,
 )
 from compare.spec.parse import apply_overrides, resolve
-from compare.spec.schema import ExperimentSpec, StudySpec
+from compare.spec.schema import IMAGE_SHAPE, ExperimentSpec, StudySpec
 from compare.spec.validate import validate
 
 
@@ -166,7 +167,20 @@ def effective_spec(experiment: ExperimentSpec, framework: str, options: Options)
     """
     side = dataclasses.replace(resolve(experiment, framework), framework_overrides={})
     side = studies.apply_profile(side, options.profile)
-    return validate(apply_overrides(side, list(options.overrides)))
+    side = validate(apply_overrides(side, list(options.overrides)))
+    # "auto" features become what this machine has, so the run's spec says which.
+    return initial_weights.resolve_features(side)
+
+
+def check_mode(experiment: ExperimentSpec, mode: str) -> None:
+    """Refuse a mode that cannot feed the experiment's images."""
+    data = experiment.data
+    if mode == "idiomatic" and (augment.augments(data) or data.image_size != IMAGE_SHAPE[0]):
+        raise UserError(
+            f"experiment '{experiment.name}': --modes idiomatic feeds the stored 28x28 "
+            "images through each framework's own loader, and this experiment resizes or "
+            "augments them (the shared pipeline does): run it in tuned or compiled mode"
+        )
 
 
 def plan(study: StudySpec, options: Options) -> list[Run]:
@@ -184,6 +198,7 @@ def plan(study: StudySpec, options: Options) -> list[Run]:
                 backends = options.keras_backends if framework == "keras" else (None,)
                 for backend in backends:
                     for mode in options.modes:
+                        check_mode(sides[framework], mode)
                         runs.append(
                             Run(
                                 sides[framework],

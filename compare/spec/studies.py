@@ -13,7 +13,7 @@ import tomllib
 
 from compare.errors import UserError
 from compare.spec import parse
-from compare.spec.catalog import MODELS, STUDIES, STUDY_EXPERIMENTS
+from compare.spec.catalog import MODELS, STUDIES, STUDY_EXPERIMENTS, STUDY_SEEDS
 from compare.spec.schema import ExperimentSpec, StudySpec
 
 PROFILES = ("quick", "default")
@@ -51,7 +51,9 @@ def builtin_experiment(name: str) -> ExperimentSpec:
 
 
 def builtin_study(name: str) -> StudySpec:
-    return StudySpec(name=name, experiments=tuple(builtin_experiment(n) for n in STUDIES[name]))
+    experiments = tuple(builtin_experiment(n) for n in STUDIES[name])
+    seeds = STUDY_SEEDS.get(name, StudySpec.seeds)
+    return StudySpec(name=name, experiments=experiments, seeds=seeds)
 
 
 def load_study_file(path: pathlib.Path) -> StudySpec:

@@ -16,24 +16,30 @@ from compare.spec.schema import (
     ARCHITECTURES,
     CLASSIFICATION_LOSSES,
     DATASETS,
+    FEATURES,
+    IMAGE_SHAPE,
     INITIALIZERS,
     LOGITS_FROM,
     LOSSES,
+    NUM_CLASSES,
     OPTIMIZERS,
     OUTPUT_ACTIVATIONS,
     PIPELINES,
     POOLINGS,
     REGRESSORS,
     RMSPROP_FORMULAS,
-    TRAIN_POOL_SIZE,
     VALIDATION_SPLITS,
     DataSpec,
     ExperimentSpec,
     ModelSpec,
     TrainSpec,
     conv_output_shape,
+    train_pool_size,
     train_size,
 )
+
+# Keras's DenseNet121 refuses smaller inputs: five halvings leave a 1x1 map at 32.
+DENSENET_MIN_IMAGE_SIZE = 32
 
 
 def _check(condition: bool, message: str) -> None:
@@ -101,9 +107,10 @@ def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, whe
         f"{where} model.architecture = {model.architecture!r} is a Fashion-MNIST classifier: "
         "set data.dataset = 'fashion_mnist'",
     )
+    pool = train_pool_size(data)
     _check(
-        0 <= data.validation_size < TRAIN_POOL_SIZE,
-        f"{where} data.validation_size must be between 0 and {TRAIN_POOL_SIZE - 1}, "
+        0 <= data.validation_size < pool,
+        f"{where} data.validation_size must be between 0 and {pool - 1}, "
         f"got {data.validation_size} (it would leave no training data)",
     )
     _check_choice(data.validation_split, VALIDATION_SPLITS, f"{where} data.validation_split")
@@ -113,6 +120,7 @@ def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, whe
         _check(value is None or value >= 10, f"{where} data.{key} must be >= 10, got {value}")
     _check(data.pixel_divisor > 0, f"{where} data.pixel_divisor must be > 0")
     _check(data.std > 0, f"{where} data.std must be > 0, got {data.std}")
+    _validate_images(data, model, where)
     if model.architecture == "logreg":
         _check(
             len(model.hidden_sizes) == 0,
@@ -121,12 +129,79 @@ def _validate_classifier(data: DataSpec, model: ModelSpec, train: TrainSpec, whe
         )
     elif model.architecture == "mlp":
         _check(len(model.hidden_sizes) > 0, f"{where} model.hidden_sizes must not be empty")
-    _check(model.num_classes == 10, f"{where} model.num_classes must be 10 for Fashion-MNIST")
+    classes = len(data.classes) or NUM_CLASSES
+    _check(
+        model.num_classes == classes,
+        f"{where} model.num_classes must be {classes}, the number of classes the data keeps "
+        f"(data.classes = {list(data.classes)}; empty: all {NUM_CLASSES})",
+    )
     _check(
         model.use_bias,
         f"{where} model.use_bias = false applies to the regression nets only: set it to true",
     )
     _check_choice(train.loss, CLASSIFICATION_LOSSES, f"{where} train.loss")
+
+
+def _validate_images(data: DataSpec, model: ModelSpec, where: str) -> None:
+    """Classes, image size, augmentation, and the transfer model's own fields."""
+    distinct = len(set(data.classes)) == len(data.classes)
+    _check(
+        distinct and len(data.classes) != 1 and all(0 <= c < NUM_CLASSES for c in data.classes),
+        f"{where} data.classes must be distinct labels in 0..{NUM_CLASSES - 1}, at least "
+        f"two (empty: all), got {list(data.classes)}",
+    )
+    if model.architecture == "densenet121":
+        _check(
+            data.image_size >= DENSENET_MIN_IMAGE_SIZE,
+            f"{where} data.image_size must be >= {DENSENET_MIN_IMAGE_SIZE} for densenet121 "
+            f"(Keras's minimum), got {data.image_size}",
+        )
+        _check_choice(model.features, FEATURES, f"{where} model.features")
+        _check(model.batchnorm_epsilon > 0, f"{where} model.batchnorm_epsilon must be > 0")
+        _check(
+            len(model.input_mean) == len(model.input_std) == 3
+            and all(std > 0 for std in model.input_std),
+            f"{where} densenet121 takes RGB: model.input_mean and model.input_std need "
+            f"three values each, std > 0 (got {list(model.input_mean)}, "
+            f"{list(model.input_std)})",
+        )
+    else:
+        _check(
+            data.image_size == IMAGE_SHAPE[0],
+            f"{where} data.image_size = {data.image_size}: only densenet121 takes resized "
+            f"images; the other models are built for {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]}",
+        )
+        _check(
+            model.features == "random" and not model.input_mean and not model.input_std,
+            f"{where} model.features, model.input_mean and model.input_std apply only to "
+            "model.architecture = 'densenet121'",
+        )
+    _check(
+        0 <= data.rotation_degrees <= 180,
+        f"{where} data.rotation_degrees must be in [0, 180], got {data.rotation_degrees}",
+    )
+    _check(
+        0 <= data.flip_probability <= 1,
+        f"{where} data.flip_probability must be in [0, 1], got {data.flip_probability}",
+    )
+    crop = (list(data.crop_scale), list(data.crop_ratio))
+    _check(
+        crop == ([], [])
+        or (
+            len(data.crop_scale) == len(data.crop_ratio) == 2
+            and 0 < data.crop_scale[0] <= data.crop_scale[1] <= 1
+            and 0 < data.crop_ratio[0] <= data.crop_ratio[1]
+        ),
+        f"{where} data.crop_scale and data.crop_ratio are both empty (no random resized "
+        "crop) or both [low, high], 0 < scale low <= high <= 1, 0 < ratio low <= high; "
+        f"got {crop[0]}, {crop[1]}",
+    )
+    augments = data.rotation_degrees > 0 or data.flip_probability > 0 or data.crop_scale
+    _check(
+        data.pipeline == "shared" or not (augments or data.image_size != IMAGE_SHAPE[0]),
+        f"{where} data.pipeline = 'native' feeds the stored 28x28 images: resizing and "
+        "augmentation happen on the shared pipeline only",
+    )
 
 
 def _validate_regressor(data: DataSpec, model: ModelSpec, train: TrainSpec, where: str) -> None:

@@ -24,8 +24,8 @@ import keras
 import torch
 
 from compare.parity.pair import layer_defaults, mapping
-from compare.run import contract
 from compare.parity.pair.result import Check, bound_of, differences, gap
+from compare.run import contract
 from compare.spec.schema import ParitySpec
 
 # --- running each side ------------------------------------------------------------------
