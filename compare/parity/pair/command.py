@@ -291,14 +291,14 @@ def format_table(report: dict) -> str:
 
     if "zoo" not in report:
         return table(report)
-    lines = [f"{'backend':11s} {'pair':14s} {'port':26s} {'verdict':10s} {'s':>6s}  where"]
+    lines = [f"{'backend':11s} {'pair':14s} {'port':26s} {'verdict':13s} {'s':>6s}  where"]
     for backend, rows in report["zoo"].items():
         for row in rows:
             verdict = ("pass" if row["passed"] else f"fail:{row['failed_at']}") + (
                 "" if row["as_expected"] else " (!)"
             )
             lines.append(
-                f"{backend:11s} {row['pair']:14s} {row['port']:26s} {verdict:10s} "
+                f"{backend:11s} {row['pair']:14s} {row['port']:26s} {verdict:13s} "
                 f"{row['seconds']:6.1f}  {row['first_failure'] or ''}"
             )
     lines.append(
