@@ -33,20 +33,21 @@ def _row(pair, setting, torch_value, keras_value, effect, intrinsic=False) -> di
     }
 
 
+def _epsilon(pair, effect: str) -> list[dict]:
+    """A row when the normalisation's epsilons differ (torch's `eps`, Keras's `epsilon`)."""
+    ours, theirs = pair.torch_module.eps, pair.keras_layer.epsilon
+    if np.isclose(ours, theirs, rtol=1e-9, atol=0.0):
+        return []
+    return [_row(pair, "epsilon", ours, theirs, effect)]
+
+
 def _batchnorm(pair) -> list[dict]:
     torch_bn, keras_bn = pair.torch_module, pair.keras_layer
-    rows = []
-    if not np.isclose(torch_bn.eps, keras_bn.epsilon, rtol=1e-9, atol=0.0):
-        rows.append(
-            _row(
-                pair,
-                "epsilon",
-                torch_bn.eps,
-                keras_bn.epsilon,
-                "inference outputs differ where a channel's running variance is near epsilon "
-                "(keras default 1e-3, torch 1e-5; keras.applications.DenseNet121 1.001e-5)",
-            )
-        )
+    rows = _epsilon(
+        pair,
+        "inference outputs differ where a channel's running variance is near epsilon "
+        "(keras default 1e-3, torch 1e-5; keras.applications.DenseNet121 1.001e-5)",
+    )
     # torch: new = (1 - m) * old + m * batch; Keras: new = m * old + (1 - m) * batch.
     if torch_bn.momentum is None:
         rows.append(
@@ -106,19 +107,11 @@ def _batchnorm(pair) -> list[dict]:
 
 
 def _layernorm(pair) -> list[dict]:
-    torch_ln, keras_ln = pair.torch_module, pair.keras_layer
-    rows = []
-    if not np.isclose(torch_ln.eps, keras_ln.epsilon, rtol=1e-9, atol=0.0):
-        rows.append(
-            _row(
-                pair,
-                "epsilon",
-                torch_ln.eps,
-                keras_ln.epsilon,
-                "outputs differ where a row's variance is near epsilon "
-                "(keras default 1e-3, torch 1e-5)",
-            )
-        )
+    keras_ln = pair.keras_layer
+    rows = _epsilon(
+        pair,
+        "outputs differ where a row's variance is near epsilon (keras default 1e-3, torch 1e-5)",
+    )
     if getattr(keras_ln, "rms_scaling", False):
         rows.append(
             _row(pair, "rms_scaling", False, True, "Keras skips centring: another function")
