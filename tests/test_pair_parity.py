@@ -148,6 +148,26 @@ def test_grouped_depthwise_and_1d_convolutions_map_exactly():
         assert report.passed, report.first_failure
 
 
+def test_this_suite_uses_the_plugin_fixture_too(assert_same_model):
+    # The fixture comes from the installed package's pytest11 entry point, not a conftest.
+    import torch
+
+    torch_model = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.LayerNorm(4))
+    case = CASES["layernorm_mlp"]
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(8, 20)).astype(np.float32), rng.integers(0, 3, 8)
+    report = assert_same_model(
+        case.torch(), case.keras(), x, y=y, loss="cross_entropy", optimizers=case.optimizers()
+    )
+    assert report.passed and report.first_failure is None
+    with pytest.raises(AssertionError, match=r"structure: torch layer '1' \(LayerNorm\)"):
+        import keras
+
+        assert_same_model(
+            torch_model, keras.Sequential([keras.Input((6,)), keras.layers.Dense(4)]), x[:, :6]
+        )
+
+
 PLUGIN_TEST = """
 import numpy as np, torch, keras
 from compare.parity.pair import Optimizers
