@@ -139,9 +139,15 @@ def test_grouped_depthwise_and_1d_convolutions_map_exactly():
             keras.layers.BatchNormalization(epsilon=1e-5, momentum=0.9),
         ]
     )
+    # No declared input: built on the first call, channels last (the torch side convolves).
+    unbuilt = keras.Sequential(
+        [keras.layers.Conv2D(3, 3, padding="same"), keras.layers.BatchNormalization(epsilon=1e-5)]
+    )
+    plain = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3, padding=1), torch.nn.BatchNorm2d(3))
     for torch_model, keras_model, shape in (
         (images, keras_images, (2, 4, 6, 6)),
         (sequences, keras_sequences, (3, 4, 10)),
+        (plain, unbuilt, (2, 2, 5, 5)),
     ):
         x = rng.normal(size=shape).astype(np.float32)
         report = check_pair(torch_model, keras_model, x, levels=("structure", "weights", "forward"))

@@ -122,7 +122,7 @@ def check_pair(
     x = np.asarray(x)
     if x.dtype == np.float64:
         x = x.astype(np.float32)
-    x_keras = pair_levels.keras_input(keras_model, x)
+    x_keras = pair_levels.keras_input(keras_model, x, torch_model)
     if not keras_model.built:
         keras_model(x_keras[:1])
     loss = loss_named(loss) if isinstance(loss, str) else loss

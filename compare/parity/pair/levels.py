@@ -31,17 +31,31 @@ from compare.spec.schema import ParitySpec
 # --- running each side ------------------------------------------------------------------
 
 
-def keras_input(keras_model, x: np.ndarray) -> np.ndarray:
+def keras_input(keras_model, x: np.ndarray, torch_model=None) -> np.ndarray:
     """torch-layout inputs as the Keras model takes them: channels moved last when the
-    Keras input is channels-last ((N, C, H, W) -> (N, H, W, C)), else unchanged."""
+    Keras input is channels-last ((N, C, H, W) -> (N, H, W, C)), else unchanged. A Keras
+    model with no declared input (unbuilt, subclassed) is taken as channels-last when the
+    torch model's first weighted layer is a convolution (Keras's default data format)."""
     try:
         expected = tuple(keras_model.inputs[0].shape[1:])
     except (AttributeError, ValueError, IndexError, TypeError):
+        expected = None
+    if x.ndim < 3:
         return x
-    if x.ndim < 3 or _fits(x.shape[1:], expected):
+    moved = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    if expected is None:
+        first = next(
+            (m for m in (torch_model.modules() if torch_model is not None else []) if _weighted(m)),
+            None,
+        )
+        return moved if isinstance(first, (torch.nn.Conv1d, torch.nn.Conv2d)) else x
+    if _fits(x.shape[1:], expected):
         return x
-    moved = np.moveaxis(x, 1, -1)
-    return np.ascontiguousarray(moved) if _fits(moved.shape[1:], expected) else x
+    return moved if _fits(moved.shape[1:], expected) else x
+
+
+def _weighted(module) -> bool:
+    return any(True for _ in module.parameters(recurse=False))
 
 
 def _fits(shape, expected) -> bool:
