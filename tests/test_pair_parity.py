@@ -218,6 +218,7 @@ def test_cli_pair_checks_a_users_factories(tmp_path):
         "from pytorch_impl.pairs import layernorm_mlp as torch_net\n"
         "from keras_impl.pairs import layernorm_mlp as keras_net\n"
         "def wrong():\n    return keras_net(epsilon=1e-3)\n"
+        "def broken():\n    raise RuntimeError('no weights here')\n"
     )
     env = {"PYTHONPATH": f"{tmp_path}:{ROOT}"}
     common = ("--input-shape", "20", "--classes", "3", "--keras-backends", "tensorflow")
@@ -230,6 +231,13 @@ def test_cli_pair_checks_a_users_factories(tmp_path):
     )
     bad = run_cli("parity", "--pair", "mine:torch_net,mine:wrong", *common, env=env)
     assert bad.returncode == 1 and "forward: ln1 (LayerNorm)" in bad.stdout
+    # A factory that raises is the user's mistake: its message, not a traceback.
+    raised = run_cli("parity", "--pair", "mine:torch_net,mine:broken", *common, env=env)
+    assert raised.returncode == 2 and "Traceback" not in raised.stderr
+    assert raised.stderr.strip().splitlines()[-1] == (
+        "error: --pair: the keras factory broken() raised RuntimeError: no weights here "
+        "(run it alone, or use --debug for the traceback)"
+    )
     for argv, words in (
         (("--pair", "mine.torch_net"), "MODULE:TORCH_FACTORY"),
         (("--pair", "nosuch:a,nosuch:b", "--input-shape", "20"), "nosuch (no such module)"),

@@ -178,7 +178,13 @@ def _levels(args) -> tuple[str, ...]:
 
 
 def _built(factory, side: str):
-    model = factory()
+    try:
+        model = factory()
+    except Exception as error:  # noqa: BLE001 - the user's code: one line, not a traceback
+        raise UserError(
+            f"--pair: the {side} factory {factory.__name__}() raised "
+            f"{type(error).__name__}: {error} (run it alone, or use --debug for the traceback)"
+        ) from error
     if side == "torch" and not hasattr(model, "named_modules"):
         raise UserError(f"--pair: the torch factory returned {type(model).__name__}, not a module")
     if side == "keras" and not hasattr(model, "layers"):
