@@ -213,7 +213,7 @@ def test_the_pytest_plugin_needs_no_conftest(pytester):
     assert "padding torch (1, 1) on both sides vs keras 'same'" in text
 
 
-def test_cli_pair_checks_a_users_factories(tmp_path):
+def test_cli_pair_checks_a_users_factories(tmp_path, monkeypatch, capsys):
     (tmp_path / "mine.py").write_text(
         "from pytorch_impl.pairs import layernorm_mlp as torch_net\n"
         "from keras_impl.pairs import layernorm_mlp as keras_net\n"
@@ -222,6 +222,7 @@ def test_cli_pair_checks_a_users_factories(tmp_path):
     )
     env = {"PYTHONPATH": f"{tmp_path}:{ROOT}"}
     common = ("--input-shape", "20", "--classes", "3", "--keras-backends", "tensorflow")
+    # As a user runs it: a fresh process importing the factories from PYTHONPATH.
     ok = run_cli("parity", "--pair", "mine:torch_net,mine:keras_net", *common, "--json", env=env)
     assert ok.returncode == 0, ok.stderr[-2000:]
     report = json.loads(ok.stdout)
@@ -229,12 +230,16 @@ def test_cli_pair_checks_a_users_factories(tmp_path):
     assert [c["name"] for c in report["models"]["torch_net/keras"]["checks"]] == list(
         zoo.PAIR_LEVELS
     )
-    bad = run_cli("parity", "--pair", "mine:torch_net,mine:wrong", *common, env=env)
-    assert bad.returncode == 1 and "forward: ln1 (LayerNorm)" in bad.stdout
+    # The failing and the refused pair in this process (Keras on TensorFlow is loaded).
+    from compare import cli
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    capsys.readouterr()
+    assert cli.main(["parity", "--pair", "mine:torch_net,mine:wrong", *common]) == 1
+    assert "forward: ln1 (LayerNorm)" in capsys.readouterr().out
     # A factory that raises is the user's mistake: its message, not a traceback.
-    raised = run_cli("parity", "--pair", "mine:torch_net,mine:broken", *common, env=env)
-    assert raised.returncode == 2 and "Traceback" not in raised.stderr
-    assert raised.stderr.strip().splitlines()[-1] == (
+    assert cli.main(["parity", "--pair", "mine:torch_net,mine:broken", *common]) == 2
+    assert capsys.readouterr().err.strip() == (
         "error: --pair: the keras factory broken() raised RuntimeError: no weights here "
         "(run it alone, or use --debug for the traceback)"
     )
