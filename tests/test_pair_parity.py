@@ -30,8 +30,9 @@ def test_zoo_pair_passes_every_level_and_its_wrong_ports_fail_where_they_must(na
 
 
 def test_densenet121_maps_and_the_keras_applications_epsilon_fails_at_a_batchnorm():
-    # Every level of DenseNet-121 takes about 25 s here: `python -m compare parity --zoo`
-    # runs them (README); the test proves the mapping, forward and the epsilon finding.
+    # Every level of DenseNet-121 took 15-22 s on TensorFlow here (55 s on JAX):
+    # `python -m compare parity --zoo` runs them (README); the test proves the mapping,
+    # forward and the epsilon finding.
     rows = zoo.check_case(CASES["densenet121"], levels=zoo.PAIR_LEVELS[:3])
     assert rows[0]["passed"], rows[0]["first_failure"]
     stock = rows[1]

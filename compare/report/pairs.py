@@ -38,9 +38,11 @@ def section(pairs: dict | None) -> dict | None:
             }
             for name, entry in pairs.get("models", {}).items()
         ]
-    levels = sorted(
-        {c["name"] for entry in pairs.get("models", {}).values() for c in entry["checks"]},
-        key=["structure", "weights", "forward", "gradients", "optimizer", "lockstep"].index,
+    # Every entry lists its levels in the order they ran: keep that order.
+    levels = list(
+        dict.fromkeys(
+            c["name"] for entry in pairs.get("models", {}).values() for c in entry["checks"]
+        )
     )
     return {
         "rows": rows,

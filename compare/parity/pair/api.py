@@ -27,6 +27,7 @@ from compare.parity.pair import layer_defaults, mapping
 from compare.parity.pair import levels as pair_levels
 from compare.parity.pair.lockstep import check_lockstep
 from compare.parity.pair.result import Check
+from compare.spec.identity import implementation_name
 from compare.spec.schema import ParitySpec
 
 SCHEMA = "keras-vs-pytorch/parity/v1"
@@ -163,7 +164,7 @@ def check_pair(
 
 
 def _report(name, backend, checks, notes, rows, parity) -> ParityReport:
-    entry_name = f"{name}/keras" if backend == "tensorflow" else f"{name}/keras_{backend}"
+    entry_name = f"{name}/{implementation_name('keras', backend)}"  # mlp/keras, mlp/keras_jax
     entry = {
         "experiment": entry_name,
         "keras_backend": backend,

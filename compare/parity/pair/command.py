@@ -226,9 +226,7 @@ def merge(reports: list[dict]) -> dict:
 def _in_subprocess(backend: str) -> dict:
     """This command again, Keras on `backend`, in a new process (the user's directory)."""
     with tempfile.TemporaryDirectory() as out:
-        argv = [a for a in sys.argv[1:]]
-        argv = _without(argv, "--keras-backends")
-        argv = _without(argv, "--out")
+        argv = _without(_without(sys.argv[1:], "--keras-backends"), "--out")
         command = [
             sys.executable,
             "-m",

@@ -504,14 +504,3 @@ def _plain(value):
         return float(value)
     except (TypeError, ValueError):
         return str(value)
-
-
-__all__ = [
-    "check_forward",
-    "check_gradients",
-    "check_optimizer",
-    "check_structure",
-    "check_weights",
-    "keras_input",
-    "layer_defaults",
-]

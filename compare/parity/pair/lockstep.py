@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from compare.parity.pair import mapping
-from compare.parity.pair.levels import _first, keras_forward, torch_forward, torch_tensor
+from compare.parity.pair.levels import _first, align, keras_forward, torch_forward, torch_tensor
 from compare.parity.pair.result import Check, bound_of, gap
 
 
@@ -193,11 +193,8 @@ def check_lockstep(
                         f"step {step}: {pair.keras_name}.{name} ({pair.label()}) differs by "
                         f"{delta:.2e} (bound {bound:.2e})"
                     )
-    out_gap = (
-        gap(ours_out, theirs_out)
-        if ours_out.shape == theirs_out.shape
-        else _aligned_gap(ours_out, theirs_out)
-    )
+    aligned = align(ours_out, theirs_out.shape)  # as it is when the shapes agree
+    out_gap = float("inf") if aligned is None else gap(aligned, theirs_out)
     out_bound = max(
         bound_of(ours_out, parity.forward_rtol, parity.forward_atol),
         factor * gap(ours_out, nudged_out),
@@ -234,10 +231,3 @@ def check_lockstep(
             "batchnorm_variance": "Keras's compared with torch's minus its Bessel surplus",
         },
     )
-
-
-def _aligned_gap(ours, theirs) -> float:
-    from compare.parity.pair.levels import align
-
-    aligned = align(ours, theirs.shape)
-    return float("inf") if aligned is None else gap(aligned, theirs)

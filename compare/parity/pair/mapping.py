@@ -248,22 +248,23 @@ def _make_pair(name: str, module, layer) -> LayerPair:
 # --- conversions, per kind --------------------------------------------------------------
 
 
+def _flatten_order(hwc: tuple[int, int, int]) -> np.ndarray:
+    """For Keras's row r (an (h, w, c) position flattened), torch's row: its (c, h, w)."""
+    h, w, c = hwc
+    return np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+
+
 def _dense(pair, a, gradients):
     kernel = a["weight"].T
     if pair.flatten_hwc is not None:
-        h, w, c = pair.flatten_hwc
-        # Keras row r = (h, w, c) flattened; torch's row for it is (c, h, w) flattened.
-        order = np.arange(h * w * c).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
-        kernel = kernel[order]
+        kernel = kernel[_flatten_order(pair.flatten_hwc)]
     return [kernel] + ([a["bias"]] if "bias" in a else [])
 
 
 def _dense_back(pair, w):
     kernel = w[0]
     if pair.flatten_hwc is not None:
-        h, wd, c = pair.flatten_hwc
-        order = np.arange(h * wd * c).reshape(c, h, wd).transpose(1, 2, 0).reshape(-1)
-        kernel = kernel[np.argsort(order)]
+        kernel = kernel[np.argsort(_flatten_order(pair.flatten_hwc))]
     out = {"weight": kernel.T}
     return out | ({"bias": w[1]} if len(w) > 1 else {})
 

@@ -5,7 +5,8 @@ package, every test suite has these fixtures, with no conftest code.
         assert_same_model(MyTorchNet(), my_keras_net(), x, y=y, loss="cross_entropy",
                           optimizers=Optimizers(...))
 
-At startup the plugin loads torch._dynamo (and with it triton), about 2 s: with torch
+At startup the plugin loads torch._dynamo (and with it torch and triton; about 3 s with
+warm file caches, measured in the README): with torch
 2.14 and TensorFlow 2.21, triton loaded after TensorFlow crashes the process (a
 segmentation fault), and a test module that imports keras before its first torch
 optimizer would load them in that order. Keras itself loads only when a test asks.
