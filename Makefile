@@ -8,6 +8,9 @@ PY     := $(VENV)/bin/python
 OUT    ?= reports
 GPU    ?= 0
 ARGS   ?=
+# The Keras backends `make compare` trains and proves the same as PyTorch (any of
+# tensorflow,jax,torch); `python -m compare parity` alone checks all three.
+KERAS_BACKENDS ?= tensorflow
 # Root with apt-get installs system packages; anyone else is told what to install.
 APT    := $(shell command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && echo yes)
 
@@ -55,12 +58,14 @@ browser:
 	  else echo "The browser test needs chromium and chromium-driver: apt-get install chromium chromium-driver"; fi; }
 
 compare: data
-	$(PY) -m compare run --out $(OUT) $(ARGS)
+	$(PY) -m compare run --out $(OUT) --keras-backends $(KERAS_BACKENDS) $(ARGS)
 	@# A failing parity check must not hide the study: the report shows it as FAIL.
-	-$(PY) -m compare parity --out $(OUT)
-	@# The zoo of user-style pairs to forward (about a minute): the DenseNet-121 epsilon
-	@# finding in the report; `python -m compare parity --zoo` runs every level.
-	-$(PY) -m compare parity --zoo --levels structure,weights,forward --out $(OUT)
+	@# Parity of what the study trained: its Keras backends, on every core.
+	-$(PY) -m compare parity --out $(OUT) --keras-backends $(KERAS_BACKENDS)
+	@# The zoo of user-style pairs to forward: the DenseNet-121 epsilon finding in the
+	@# report; `python -m compare parity --zoo` runs every level on every backend.
+	-$(PY) -m compare parity --zoo --levels structure,weights,forward --out $(OUT) \
+	  --keras-backends $(KERAS_BACKENDS)
 	$(PY) -m compare report --out $(OUT)
 	@echo "Open $(OUT)/index.html"
 

@@ -147,6 +147,12 @@ def build_parser() -> Parser:
     parity.add_argument("--out", type=pathlib.Path, help="also write OUT/parity.json")
     # One thread each: both runtimes share this process, and the checks are about numbers.
     parity.add_argument("--threads", type=_positive_int, default=1)
+    parity.add_argument(
+        "--jobs",
+        type=_positive_int,
+        help="processes at once, each with --threads (default: the cores / --threads); "
+        "with more than one, each backend's models are split between processes",
+    )
     parity.add_argument("--data-dir", help="directory with the four Fashion-MNIST .gz files")
     parity.add_argument(
         "--seeds",
@@ -305,6 +311,7 @@ def cmd_parity(args) -> int:
         seeds=args.seeds,
         modes=args.modes,
         levels=levels,
+        jobs=args.jobs or select.default_jobs(args.threads),
     )
 
 

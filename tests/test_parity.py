@@ -292,3 +292,43 @@ def test_weights_level_fails_when_the_contract_forgets_the_flatten_permutation(m
     check = levels.check_weights(CONV_DENSE)
     assert not check.passed and check.detail["engine_mapping_agrees"] is False
     assert check.detail["first_failure"].startswith("dense1.kernel"), check.detail
+
+
+def test_shards_deal_each_backend_into_groups_of_about_equal_cost():
+    models = [catalog.MODELS[name] for name in catalog.MODELS]
+    assert parity.shards(models, ["tensorflow", "jax"], jobs=1) == [
+        ("tensorflow", models),
+        ("jax", models),
+    ]
+    planned = parity.shards(models, ["tensorflow", "jax"], jobs=2)
+    assert [backend for backend, _ in planned] == ["tensorflow"] * 2 + ["jax"] * 2
+    first, second = (group for _, group in planned[:2])
+    # Every model once per backend; the dearest two (the convolutions) apart, the
+    # regression nets (the cheapest) dealt last.
+    assert sorted(e.name for e in first + second) == sorted(catalog.MODELS)
+    assert {"cnn", "cnn_adaptive"} & {e.name for e in first} == {"cnn"}
+    assert first[-1].model.architecture in ("two_layer_net", "dynamic_net")
+    # More jobs than models: one model per process, no empty process.
+    assert len(parity.shards(models[:2], ["tensorflow"], jobs=8)) == 2
+
+
+def test_run_backends_splits_a_backend_between_this_process_and_another(monkeypatch):
+    # Two regression nets (checked in about a second each) with two jobs: one in this
+    # process, the other in a process of its own, merged into one report.
+    ran_elsewhere = []
+    real = parity._run_in_subprocess
+
+    def recorded(backend, experiments, *args, **kwargs):
+        ran_elsewhere.append((backend, [e.name for e in experiments]))
+        return real(backend, experiments, *args, **kwargs)
+
+    monkeypatch.setattr(parity, "_run_in_subprocess", recorded)
+    nets = [catalog.MODELS["two_layer_net"], catalog.MODELS["dynamic_net"]]
+    report = parity.run_backends(nets, 1, ["tensorflow"], jobs=2, levels=("structure",))
+    assert len(ran_elsewhere) == 1 and ran_elsewhere[0][0] == "tensorflow"
+    assert set(report["models"]) == {"two_layer_net/keras", "dynamic_net/keras"}
+    assert report["passed"] and report["keras_backends"]["tensorflow"]["passed"]
+    # The defaults table covers both, not only the shard that came back first.
+    study = {row["what"]: row["study"] for row in report["defaults"]}
+    assert "two_layer_net: standard_normal" in study["dense kernel init (784->256)"]
+    assert "dynamic_net: uniform_fan_in" in study["dense kernel init (784->256)"]

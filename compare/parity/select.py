@@ -79,6 +79,13 @@ def experiments(study: str | None, models: list[str] | None) -> list[ExperimentS
     return selected
 
 
+def default_jobs(threads: int) -> int:
+    """Parity processes at once by default: the machine's cores split into `threads`."""
+    from compare.run.plan import machine_cores
+
+    return max(1, machine_cores() // threads)
+
+
 def absolute_study(study: str | None) -> str | None:
     """A study file's path made absolute (the per-backend processes run from the
     repository root)."""

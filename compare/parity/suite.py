@@ -26,6 +26,7 @@ backend; `keras_backends` has each backend's library versions and verdict.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -33,6 +34,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from compare import files
@@ -348,6 +350,7 @@ def _run_in_subprocess(
             *("--threads", str(threads), "--out", out),
             *("--seeds", str(seeds), "--modes", ",".join(modes)),
             *("--levels", ",".join(levels)),
+            *("--jobs", "1"),  # a shard already: run_backends splits the work
             *(("--data-dir", data_dir) if data_dir else ()),
         ]
         done = subprocess.run(
@@ -392,6 +395,55 @@ def merge(reports: dict[str, dict]) -> dict:
     }
 
 
+def shards(
+    experiments: list[ExperimentSpec], keras_backends: list[str], jobs: int
+) -> list[tuple[str, list[ExperimentSpec]]]:
+    """(backend, experiments) per process: with one job, one per backend; with more, each
+    backend's experiments dealt into `jobs` groups (at most one per experiment), dearest
+    first and back and forth (1, 2, 2, 1, 1, ...), so the groups cost about the same.
+
+    The order is a proxy for a model's parity cost, not a measurement: convolutions, then
+    dropout (one level more), then the widest hidden layers; the regression nets are the
+    cheapest (under a second each: `level_seconds` in parity.json)."""
+    if jobs == 1:
+        return [(backend, list(experiments)) for backend in keras_backends]
+
+    def dearest_first(experiment: ExperimentSpec) -> tuple:
+        model = experiment.model
+        return (
+            model.architecture not in REGRESSORS,
+            model.architecture == "cnn",
+            model.dropout_rate > 0,
+            sum(model.hidden_sizes),
+        )
+
+    ordered = sorted(experiments, key=dearest_first, reverse=True)
+    count = min(jobs, len(ordered))
+    groups: list[list[ExperimentSpec]] = [[] for _ in range(count)]
+    for position, experiment in enumerate(ordered):
+        lap, index = divmod(position, count)
+        groups[index if lap % 2 == 0 else count - 1 - index].append(experiment)
+    return [(backend, group) for backend in keras_backends for group in groups]
+
+
+def merge_shards(backend: str, reports: list[dict], experiments: list[ExperimentSpec]) -> dict:
+    """One backend's report from its shards' (each a subset of `experiments`): the
+    models in `experiments`' order, the defaults table over all of them."""
+    first = reports[0]
+    models = {name: m for r in reports for name, m in r["models"].items()}
+    names = [entry_name(e.name, backend) for e in experiments]
+    passed = all(r["passed"] for r in reports)
+    keras_defaults = first["keras_defaults"][backend]
+    return {
+        **first,
+        "passed": passed,
+        "models": {name: models[name] for name in names},
+        # The study column depends on which experiments the table covers: all of them.
+        "defaults": defaults.table(experiments, keras_defaults, T.framework_defaults()),
+        "keras_backends": {backend: {**first["keras_backends"][backend], "passed": passed}},
+    }
+
+
 def run_backends(
     experiments: list[ExperimentSpec],
     threads: int,
@@ -402,18 +454,44 @@ def run_backends(
     seeds: int = 1,
     modes: tuple[str, ...] = (DEFAULT_MODE,),
     levels: tuple[str, ...] = LEVELS,
+    jobs: int = 1,
 ) -> dict:
-    """The parity report for Keras on each backend: this process's one in-process, every
-    other in its own process (Keras's backend is fixed at import)."""
+    """The parity report for Keras on each backend (fixed at import): the first shard
+    on this process's backend runs here, every other shard (`shards`) in a process of
+    its own; `jobs` at a time (this process counts as one, and takes the next shard
+    when its own is done). Parity's numbers do not depend on what runs beside it: each
+    process has its own `threads`."""
     here = K.backend()
-    reports = {}
-    for backend in keras_backends:
-        if backend == here:
-            reports[backend] = run(experiments, threads, parity, data_dir, seeds, modes, levels)
-        else:
-            reports[backend] = _run_in_subprocess(
-                backend, experiments, threads, data_dir, study, seeds, modes, levels
+    planned = shards(experiments, keras_backends, jobs)
+    local = next((shard for shard in planned if shard[0] == here), None)
+    queue = [shard for shard in planned if shard is not local]
+    lock = threading.Lock()
+
+    def drain() -> list:
+        """Run the queue's shards, one process at a time, until it is empty."""
+        finished = []
+        while True:
+            with lock:
+                if not queue:
+                    return finished
+                backend, group = queue.pop(0)
+            report = _run_in_subprocess(
+                backend, group, threads, data_dir, study, seeds, modes, levels
             )
+            finished.append((backend, report))
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs - 1)) as pool:
+        helpers = [pool.submit(drain) for _ in range(jobs - 1)]
+        done = []
+        if local is not None:
+            done.append((here, run(local[1], threads, parity, data_dir, seeds, modes, levels)))
+        done += drain()
+        for helper in helpers:
+            done += helper.result()
+    reports = {
+        backend: merge_shards(backend, [r for b, r in done if b == backend], experiments)
+        for backend in keras_backends
+    }
     return merge(reports)
 
 
@@ -469,6 +547,7 @@ def main(
     seeds: int = 1,
     modes: tuple[str, ...] = (DEFAULT_MODE,),
     levels: tuple[str, ...] = LEVELS,
+    jobs: int = 1,
 ) -> int:
     """`python -m compare parity`: check, write OUT/parity.json, print; 0 when it passed."""
     report = run_backends(
@@ -480,6 +559,7 @@ def main(
         seeds=seeds,
         modes=tuple(modes),
         levels=tuple(levels),
+        jobs=jobs,
     )
     if out:
         files.write_json_atomic(out / "parity.json", report)
