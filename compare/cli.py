@@ -101,6 +101,8 @@ def build_parser() -> Parser:
         help="tuned,idiomatic,compiled (see compare/spec/identity.py)",
     )
     run.add_argument(
+        # The same flag as parity's; the singular spelling is kept for earlier users.
+        "--keras-backends",
         "--keras-backend",
         dest="keras_backends",
         type=_csv,

@@ -162,3 +162,15 @@ def test_parity_refuses_an_experiment_whose_sides_differ_on_purpose(name):
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {name} differs between the frameworks on purpose")
     assert "--models mlp" in line
+
+
+def test_run_and_parity_spell_the_keras_backends_flag_alike():
+    # `make compare` passes one KERAS_BACKENDS to both commands with one flag.
+    from compare import cli
+
+    parser = cli.build_parser()
+    for spelling in ("--keras-backends", "--keras-backend"):
+        args = parser.parse_args(["run", spelling, "tensorflow,jax"])
+        assert args.keras_backends == ["tensorflow", "jax"]
+    args = parser.parse_args(["parity", "--keras-backends", "jax", "--jobs", "3"])
+    assert args.keras_backends == ["jax"] and args.jobs == 3
