@@ -313,17 +313,20 @@ def test_shards_deal_each_backend_into_groups_of_about_equal_cost():
 
 
 def test_run_backends_splits_a_backend_between_this_process_and_another(monkeypatch):
-    # Two regression nets (checked in about a second each) with two jobs: one in this
-    # process, the other in a process of its own, merged into one report.
-    ran_elsewhere = []
-    real = parity._run_in_subprocess
-
-    def recorded(backend, experiments, *args, **kwargs):
-        ran_elsewhere.append((backend, [e.name for e in experiments]))
-        return real(backend, experiments, *args, **kwargs)
-
-    monkeypatch.setattr(parity, "_run_in_subprocess", recorded)
+    # Two regression nets with two jobs: one shard here, the other sent to another
+    # process. That process is stood in for by a report made beforehand, here (a real
+    # one costs ~10 s of imports; test_cli_reports_json_and_exit_code runs real ones):
+    # what is tested is the dealing, the queue and the merge of one backend's shards.
     nets = [catalog.MODELS["two_layer_net"], catalog.MODELS["dynamic_net"]]
+    made = {e.name: parity.run([e], 1, levels=("structure",)) for e in nets}
+    ran_elsewhere = []
+
+    def elsewhere(backend, experiments, *args):
+        ran_elsewhere.append((backend, [e.name for e in experiments]))
+        (experiment,) = experiments
+        return made[experiment.name]
+
+    monkeypatch.setattr(parity, "_run_in_subprocess", elsewhere)
     report = parity.run_backends(nets, 1, ["tensorflow"], jobs=2, levels=("structure",))
     assert len(ran_elsewhere) == 1 and ran_elsewhere[0][0] == "tensorflow"
     assert set(report["models"]) == {"two_layer_net/keras", "dynamic_net/keras"}
