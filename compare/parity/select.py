@@ -80,10 +80,11 @@ def experiments(study: str | None, models: list[str] | None) -> list[ExperimentS
 
 
 def default_jobs(threads: int) -> int:
-    """Parity processes at once by default: the machine's cores split into `threads`."""
-    from compare.run.plan import machine_cores
+    """Parity processes at once by default: the cores split into `threads`, as a study's
+    jobs are (`compare.run.plan.concurrency`)."""
+    from compare.run.plan import Options, concurrency
 
-    return max(1, machine_cores() // threads)
+    return concurrency(Options(threads=threads)).jobs
 
 
 def absolute_study(study: str | None) -> str | None:
