@@ -225,7 +225,10 @@ def select(output, choice=None):
     first value, a dataclass's first field that is set."""
     if callable(choice):
         return choice(output)
-    if choice is not None:
+    structured = isinstance(output, (tuple, list, dict)) or hasattr(output, "keys") or (
+        dataclasses.is_dataclass(output) and not isinstance(output, type)
+    )
+    if choice is not None and structured:  # a plain tensor is its own only part
         try:
             if isinstance(choice, int):
                 return output[choice]

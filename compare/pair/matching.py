@@ -196,7 +196,22 @@ def pair_sides(sides: Sides, mapping_names: dict | None = None, input_layout=("l
     # 5. Weightless units between their weighted neighbours.
     unpaired = _pair_weightless(torch_units, keras_units, pairs, matcher, take, input_layout)
     pairs.sort(key=lambda p: (p.torch_unit.order, p.keras_unit.order))
+    _note_sources(pairs, keras_units)
     return Pairing(pairs, problems, unpaired, ambiguous, absorbed, torch_units, keras_units)
+
+
+def _note_sources(pairs, keras_units) -> None:
+    """Each pair's Keras layer that produced the tensor its Keras layer read (a
+    ZeroPadding before a convolution), from the traced pass."""
+    producers = {}
+    for unit in keras_units:
+        for call in unit.calls:
+            if call.output_id is not None:
+                producers.setdefault(call.output_id, unit.obj)
+    for pair in pairs:
+        call = pair.keras_call
+        if call is not None and call.input_id in producers:
+            pair.context["keras_source"] = producers[call.input_id]
 
 
 def _keras_named(units, name):

@@ -36,7 +36,11 @@ import numpy as np
 class Setting:
     """One setting of a layer pair in each framework's own words. `same` is whether they
     compute alike (by default: equal values); `effect` says what a difference does;
-    `intrinsic` marks a difference no setting removes (the levels account for it)."""
+    `intrinsic` marks a difference no setting removes (the levels account for it).
+    A `decisive` difference makes them other models whatever the numbers show on the
+    inputs given (a GELU approximation invisible on small activations), so the
+    structure level fails on it; a difference that the rest of the port may make up for
+    (torch's padding_idx, which a Keras port masks) is not decisive."""
 
     name: str
     torch: object
@@ -44,6 +48,7 @@ class Setting:
     same: bool | None = None
     effect: str = ""
     intrinsic: bool = False
+    decisive: bool = True
 
     @property
     def differs(self) -> bool:

@@ -35,16 +35,18 @@ def as_tuple(value, rank: int) -> tuple:
     return (int(value),) * rank
 
 
-def zero_padding_before(layer) -> tuple | None:
-    """((before, after), ...) of a Keras ZeroPadding layer the layer reads, else None."""
-    try:
-        source = layer.input._keras_history.operation
-    except (AttributeError, ValueError):
-        return None
+def zero_padding_before(pair) -> tuple | None:
+    """((before, after), ...) of a Keras ZeroPadding layer whose output the pair's Keras
+    layer reads (seen in the traced pass, or in a functional graph), else None."""
+    source = pair.context.get("keras_source")
+    if source is None:
+        try:
+            source = pair.keras_layer.input._keras_history.operation
+        except (AttributeError, ValueError):
+            return None
     if not type(source).__name__.startswith("ZeroPadding"):
         return None
-    padding = source.padding
-    return tuple(tuple(int(p) for p in axis) for axis in padding)
+    return tuple(tuple(int(p) for p in axis) for axis in source.padding)
 
 
 def spatial_sizes(call, rank: int, channels_first: bool) -> tuple | None:
@@ -57,11 +59,12 @@ def spatial_sizes(call, rank: int, channels_first: bool) -> tuple | None:
     return tuple(shape[2:] if channels_first else shape[-rank - 1 : -1])
 
 
-def keras_pads(layer, sizes, kernel, strides, dilation) -> tuple | None:
+def keras_pads(pair, sizes, kernel, strides, dilation) -> tuple | None:
     """What the Keras layer pads along each axis, a ZeroPadding before it included."""
     if sizes is None:
         return None
-    before = zero_padding_before(layer)
+    layer = pair.keras_layer
+    before = zero_padding_before(pair)
     own = []
     for axis, (n, k, s, d) in enumerate(zip(sizes, kernel, strides, dilation, strict=True)):
         if layer.padding == "same":
@@ -169,6 +172,7 @@ class ConvToConv(Converter):
                     "zeros",
                     effect="torch pads with reflected/replicated cells, a Keras "
                     "convolution with zeros (unless a layer before it pads)",
+                    decisive=False,
                 )
             )
         sizes = spatial_sizes(pair.torch_call, rank, channels_first=True)
@@ -178,9 +182,9 @@ class ConvToConv(Converter):
         own_sizes = spatial_sizes(
             pair.keras_call, rank, getattr(layer, "data_format", "") == "channels_first"
         )
-        keras_side = keras_pads(layer, own_sizes, kernel, strides, dilation)
+        keras_side = keras_pads(pair, own_sizes, kernel, strides, dilation)
         words = f"'{layer.padding}'" + (
-            " after a ZeroPadding layer" if zero_padding_before(layer) else ""
+            " after a ZeroPadding layer" if zero_padding_before(pair) else ""
         )
         padding = padding_setting(torch_side, keras_side, sizes, words)
         return rows + ([padding] if padding else [])

@@ -145,6 +145,7 @@ class EmbeddingToEmbedding(Converter):
                     same=False,
                     effect=f"torch never trains row {module.padding_idx} (its gradient is "
                     "zero); Keras's Embedding trains every row: mask it in the port",
+                    decisive=False,
                 )
             )
         if module.max_norm is not None:
@@ -155,10 +156,11 @@ class EmbeddingToEmbedding(Converter):
                     None,
                     same=False,
                     effect="torch renormalises the rows it looks up, in place",
+                    decisive=False,
                 )
             )
         if module.scale_grad_by_freq:
-            rows.append(Setting("scale_grad_by_freq", True, False, effect="other gradients"))
+            rows.append(Setting("scale_grad_by_freq", True, False, effect="other gradients", decisive=False))
         return rows
 
 

@@ -184,7 +184,7 @@ class RecurrentToRecurrent(Converter):
                 rows.append(Setting("go_backwards", False, True, effect="reads the sequence reversed"))
             keras_rate = max(getattr(cell, "dropout", 0.0), getattr(cell, "recurrent_dropout", 0.0))
             if keras_rate or (module.dropout and _layer_index(pair) < module.num_layers - 1):
-                rows.append(Setting("dropout", module.dropout, keras_rate,
+                rows.append(Setting("dropout", module.dropout, keras_rate, decisive=False,
                                     effect="torch drops between layers, Keras inside each step "
                                     "(switched off by the training levels)"))
         if not self._gru(pair) and module.bias and any(

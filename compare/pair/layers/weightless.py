@@ -337,7 +337,7 @@ class PoolConverter(Converter):
         if call is None or not call.inputs:
             return rows
         sizes = tuple(call.inputs[0].shape[2:])
-        zero = zero_padding_before(layer) or tuple((0, 0) for _ in range(rank))
+        zero = zero_padding_before(pair) or tuple((0, 0) for _ in range(rank))
         ours_w, theirs_w = [], []
         for axis, n in enumerate(sizes[:rank]):
             ours_w.append(_torch_windows(n, ours["kernel"][axis], ours["stride"][axis],

@@ -45,6 +45,7 @@ def check_structure(session, final_shapes) -> Check:
                     f"{pair.label()}: trainable in {'torch' if torch_trainable else 'keras'} only"
                 )
     problems += _random_rates(session)
+    problems += decisive_differences(session)
     torch_shape, keras_shape = final_shapes
     if torch_shape is not None and keras_shape is not None:
         aligned = final_alignment(session, np.zeros(torch_shape, np.float32), keras_shape)
@@ -85,6 +86,25 @@ def _parameters(module, converter):
     return [p for m in (module.depthwise, module.pointwise) for p in m.parameters()]
 
 
+def decisive_differences(session) -> list[str]:
+    """Settings that make two paired layers other functions, whatever the numbers show."""
+    problems = []
+    for pair in session.pairing.pairs:
+        if pair.converter.random:
+            continue  # rates: _random_rates
+        try:
+            settings = pair.converter.settings(pair)
+        except Exception:  # noqa: BLE001 - an unreadable setting is noted by the report rows
+            continue
+        for setting in settings:
+            if setting.differs and setting.decisive and not setting.intrinsic:
+                problems.append(
+                    f"{pair.label()}: {setting.name} torch {setting.torch} vs keras "
+                    f"{setting.keras}" + (f" ({setting.effect})" if setting.effect else "")
+                )
+    return problems
+
+
 def last_layouts(session) -> tuple[str, str]:
     """(torch, Keras) layouts of the last layer pair that ran: how each holds its output
     (a segmentation map is channels-first in torch, channels-last in Keras)."""
@@ -120,7 +140,16 @@ def _random_rates(session) -> list[str]:
             if id(unit) in paired or not converter.random:
                 continue
             rate = converter.random_rate(unit.obj)
-            if rate > 0 and unit.calls:
+            if rate > 0 and unit.calls and unit.expands is not None:
+                # Attention dropout inside a MultiHeadAttention paired through its
+                # projections: torch's counterpart is a rate inside its attention
+                # function (dropout_p), which no traced module shows.
+                session.notes.append(
+                    f"{side} {unit.label()} drops {rate:g} of the attention weights in "
+                    "training; torch's rate there is not visible to the engine (compare "
+                    "them yourself); the training levels switch both off"
+                )
+            elif rate > 0 and unit.calls:
                 other = "Keras" if side == "torch" else "torch"
                 problems.append(
                     f"{side} {unit.label()} drops {rate:g} in training and has no {other} "
