@@ -181,14 +181,26 @@ def build_parser() -> Parser:
         type=_csv,
         help="only these levels (all; e.g. structure,forward,gradients: the cheap ones)",
     )
-    pair = parity.add_argument_group("a user's pair (compare.parity.pair)")
+    pair = parity.add_argument_group("a user's pair (compare.pair)")
     pair.add_argument(
         "--pair",
         metavar="MODULE:TORCH_FACTORY,MODULE:KERAS_FACTORY",
         help="check your own torch module and Keras model (each factory takes no argument)",
     )
     pair.add_argument("--zoo", action="store_true", help="check the built-in zoo of pairs")
+    pair.add_argument(
+        "--zoo-cases", type=_csv, help="only these zoo pairs (e.g. unet,bert_tiny; all)"
+    )
     pair.add_argument("--input-shape", help="one example's shape, torch layout (e.g. 3,32,32)")
+    pair.add_argument(
+        "--inputs",
+        metavar="MODULE:FUNCTION",
+        help="a function returning the inputs, torch layout: an array, a tuple (positional) "
+        "or a dict (keyword arguments, e.g. input_ids and attention_mask)",
+    )
+    pair.add_argument(
+        "--output", help="the output compared: an index or a key (e.g. logits; the first)"
+    )
     pair.add_argument("--input-high", type=int, help="integer inputs in [0, HIGH) (token ids)")
     pair.add_argument("--examples", type=_positive_int, default=16, help="examples (16)")
     pair.add_argument(
@@ -318,20 +330,26 @@ def cmd_parity(args) -> int:
 
 
 def _parity_of_pairs(args) -> int:
+    from compare.pair import command
     from compare.parity import select
-    from compare.parity.pair import command
 
     if args.models or args.study:
         raise UserError(
             "--pair and --zoo check pairs, not the study's models: drop --models/--study"
         )
     command.check_arguments(args)
+    if args.zoo_cases and not args.zoo:
+        raise UserError("--zoo-cases narrows --zoo: add --zoo")
     if args.out:
         from compare.run.output import prepare_output
 
         prepare_output(args.out)
     select.choose_keras_backend(args.keras_backends)
-    return command.main(args)
+    if not args.zoo:
+        return command.main(args)
+    from compare.parity.zoo import check
+
+    return command.main(args, check.check_zoo, check.format_table)
 
 
 def cmd_worker(args) -> int:

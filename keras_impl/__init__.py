@@ -21,7 +21,7 @@ from keras_impl.model import (
     set_weights,
 )
 from keras_impl.optimizers import make_optimizer_for, optimizer_trajectory
-from keras_impl.pairs import pair_model, value_and_gradients
+from keras_impl.pairs import pair_model
 from keras_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -50,7 +50,6 @@ __all__ = [
     "optimizer_trajectory",
     "make_optimizer_for",
     "pair_model",
-    "value_and_gradients",
     "predict",
     "training_batches",
     "load_fashion_mnist",

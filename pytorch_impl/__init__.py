@@ -15,7 +15,7 @@ from pytorch_impl.model import (
     set_weights,
 )
 from pytorch_impl.optimizers import make_optimizer_for, optimizer_trajectory
-from pytorch_impl.pairs import pair_model, value_and_gradients
+from pytorch_impl.pairs import pair_model
 from pytorch_impl.runtime import (
     FRAMEWORK,
     backend,
@@ -44,7 +44,6 @@ __all__ = [
     "optimizer_trajectory",
     "make_optimizer_for",
     "pair_model",
-    "value_and_gradients",
     "predict",
     "training_batches",
     "load_fashion_mnist",

@@ -1,9 +1,10 @@
 """The house rules of the code, checked from its imports (no framework is imported).
 
 `compare/` is one subpackage per stage, imports flowing one way (spec <- data <- run <-
-parity / report / bench <- cli); `compare` reaches the implementations only through
-`compare.run.contract`; the implementations see only the spec; every module says its
-stage; no import cycle anywhere.
+parity / report / bench <- cli); the pair engine (`compare.pair`) stands alone, importing
+no stage, and the study's parity is its client; `compare` reaches the implementations
+only through `compare.run.contract`; the implementations see only the spec; every
+module says its stage; no import cycle anywhere.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from conftest import ROOT
 # What each stage may import from the package (besides itself and the base modules).
 BASE = {"compare", "compare.errors", "compare.files", "compare.network"}
 ALLOWED = {
+    "pair": set(),
     "spec": set(),
     "data": {"spec"},
     "run": {"spec", "data"},
-    "parity": {"spec", "data", "run"},
+    "parity": {"spec", "data", "run", "pair"},
     "report": {"spec", "data", "run"},
     "bench": {"spec", "data", "run"},
 }

@@ -143,13 +143,15 @@ def test_trap_wrong_conv_ports_fail_forward_and_gradients(batch, trap, monkeypat
     assert levels.check_structure(torch_model, wrong, x).passed  # same shapes: the trap
     forward = levels.check_forward(torch_model, wrong, x, SPEC)
     assert not forward.passed and forward.max_abs_diff > 100 * SPEC.forward_atol
-    # Named where the two part (the layer-by-layer comparison of compare.parity.pair):
+    # Named where the two part (the layer-by-layer comparison of compare.pair):
     # the padding at the first convolution, with the default that differs there; the row
     # order at the first dense layer, after every convolution agreed.
     first = forward.detail["first_failure"]
     if trap == "same_padding":
         assert "(Conv2d) / conv2d" in first and "(Conv2D): output differs" in first, first
-        assert "it is the first matched layer" in first and "'same' at strides (2, 2)" in first
+        assert (
+            "it is the first layer compared" in first and "padding torch [(1, 1), (1, 1)]" in first
+        )
     else:
         assert "(Linear) / " in first and "every layer up to" in first, first
         gaps = list(forward.detail["layer_outputs_max_abs_diff"].items())

@@ -334,11 +334,12 @@ def test_the_transfer_study_trains_in_both_frameworks(stand_in_torch_home, tmp_p
         np.array_equal(a, b)
         for a, b in zip(keras_impl.get_weights(keras_model), started, strict=True)
     )
-    # The generic torch -> Keras mapper (compare.parity.pair) pairs every tensor alike: its
-    # copy from the torch DenseNet changes nothing in the Keras model.
-    from compare.parity.pair import mapping
+    # The pair engine (compare.pair) pairs every tensor alike: its copy from the torch
+    # DenseNet changes nothing in the Keras model.
+    from compare import pair
 
-    mapping.transplant(torch_model.network, keras_model)  # the stem holds no weights
+    x_stem = np.random.default_rng(1).random((2, 32, 32), dtype=np.float32)
+    pair.check_pair(torch_model, keras_model, x_stem, keras_inputs=x_stem, levels=("structure",))
     assert all(
         np.array_equal(a, b)
         for a, b in zip(keras_impl.get_weights(keras_model), started, strict=True)

@@ -90,9 +90,17 @@ def check_pair(
             return refused(f"the Keras model cannot be called on these inputs: {_say(error)}")
     sides = units.sides(torch_model, keras_model)
     session = Session(
-        torch_model, keras_model, prepared,
-        None if y is None else np.asarray(y), loss, optimizers, spec, sides,
-        matching.Pairing([], [], [], [], []), output, keras_output,
+        torch_model,
+        keras_model,
+        prepared,
+        None if y is None else np.asarray(y),
+        loss,
+        optimizers,
+        spec,
+        sides,
+        matching.Pairing([], [], [], [], []),
+        output,
+        keras_output,
         as_given=weights == "as_given",
     )
     try:
@@ -105,11 +113,18 @@ def check_pair(
     except Exception as error:  # noqa: BLE001
         return refused(f"the Keras model cannot be called on these inputs: {_say(error)}")
     moved = any("moved" in note for note in prepared.layout_notes)
-    everything = units.Sides(sides.torch + functional, sides.keras, sides.torch_unknown,
-                             sides.keras_unknown, sides.torch_buffers)
+    everything = units.Sides(
+        sides.torch + functional,
+        sides.keras,
+        sides.torch_unknown,
+        sides.keras_unknown,
+        sides.torch_buffers,
+    )
     try:
         session.pairing = matching.pair_sides(
-            everything, mapping_names, ("channels_first", "channels_last") if moved else ("last", "last")
+            everything,
+            mapping_names,
+            ("channels_first", "channels_last") if moved else ("last", "last"),
         )
     except matching.MappingError as error:
         return refused(str(error))
@@ -129,7 +144,9 @@ def check_pair(
         "lockstep": lambda: lockstep_level.check_lockstep(session),
     }
     if not session.training:
-        session.notes.append("gradients, optimizer and lockstep need y, loss and optimizers: not run")
+        session.notes.append(
+            "gradients, optimizer and lockstep need y, loss and optimizers: not run"
+        )
     checks = []
     for level in LEVELS:
         if level not in levels or (level in LEVELS[3:] and not session.training):
@@ -138,8 +155,14 @@ def check_pair(
             checks.append(run[level]())
         except Exception as error:  # noqa: BLE001 - a level that cannot run fails with its reason
             checks.append(
-                Check(level, False, float("inf"), float("inf"), {},
-                      {"first_failure": f"the level could not run: {_say(error)}"})
+                Check(
+                    level,
+                    False,
+                    float("inf"),
+                    float("inf"),
+                    {},
+                    {"first_failure": f"the level could not run: {_say(error)}"},
+                )
             )
     return build(name, backend, checks, session.notes, rows, spec)
 
@@ -160,7 +183,9 @@ def _transplant(session) -> None:
             try:
                 pair.keras_layer.set_weights(pair.to_keras(pair.torch_arrays()))
             except Exception as error:  # noqa: BLE001
-                session.pairing.problems.append(f"{pair.label()}: the weights do not convert: {_say(error)}")
+                session.pairing.problems.append(
+                    f"{pair.label()}: the weights do not convert: {_say(error)}"
+                )
 
 
 def _setting_rows(session) -> list[dict]:
@@ -173,15 +198,17 @@ def _setting_rows(session) -> list[dict]:
             continue
         for setting in settings:
             if setting.differs:
-                rows.append({
-                    "torch_layer": pair.torch_name,
-                    "keras_layer": pair.keras_name,
-                    "setting": setting.name,
-                    "torch": _plain(setting.torch),
-                    "keras": _plain(setting.keras),
-                    "effect": setting.effect,
-                    "intrinsic": setting.intrinsic,
-                })
+                rows.append(
+                    {
+                        "torch_layer": pair.torch_name,
+                        "keras_layer": pair.keras_name,
+                        "setting": setting.name,
+                        "torch": _plain(setting.torch),
+                        "keras": _plain(setting.keras),
+                        "effect": setting.effect,
+                        "intrinsic": setting.intrinsic,
+                    }
+                )
     return rows
 
 
@@ -198,5 +225,3 @@ def assert_same_model(torch_model, keras_model, inputs, **kwargs) -> ParityRepor
     if not report.passed:
         raise AssertionError(report.message())
     return report
-
-

@@ -3,11 +3,13 @@ the import order that keeps one process alive with both, each Keras backend's
 gradients, and randomness switched off for the training levels.
 
 torch 2.14's first optimizer imports torch._dynamo, which loads triton; triton loaded
-after TensorFlow crashes the process (a segmentation fault, TensorFlow 2.21). Before
-anything else, on a machine without CUDA (where triton has nothing to do), `prepare()`
+after TensorFlow crashes the process (a segmentation fault, TensorFlow 2.21), and so does
+`import keras` before `import torchvision` (which imports torch._dynamo). On a machine
+with no NVIDIA device (where triton has nothing to run on), `guard_import_order()`
 makes triton unimportable, which torch handles (torch.compile falls back to its C++ CPU
-code); with CUDA it loads triton first, or, when TensorFlow came first, says how to fix
-the order.
+code): the pytest plugin does it when a suite starts, at no cost. With a GPU,
+`prepare()` loads triton before TensorFlow, or, when TensorFlow came first, says how to
+fix the order.
 
 Stage: pair.
 """
@@ -23,16 +25,27 @@ class ImportOrderError(RuntimeError):
     """TensorFlow was loaded before triton on a CUDA machine: the message says the fix."""
 
 
+def _no_gpu_for_triton() -> bool:
+    """No NVIDIA device here (and no TRITON_INTERPRET): triton could only be loaded to
+    sit unused. Read from the device files, without importing anything."""
+    if os.environ.get("TRITON_INTERPRET"):
+        return False
+    return not (os.path.exists("/dev/nvidia0") or os.path.exists("/proc/driver/nvidia"))
+
+
+def guard_import_order() -> None:
+    """Where no GPU can use triton, make it unimportable (torch handles that: its CPU
+    code needs no triton), so TensorFlow and torch load in either order. Imports nothing:
+    the pytest plugin calls it when a suite starts."""
+    if "triton" not in sys.modules and _no_gpu_for_triton():
+        sys.modules["triton"] = None
+
+
 def prepare() -> None:
     """Make this process safe for both frameworks (idempotent; quiet TensorFlow logs)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    guard_import_order()
     if "triton" in sys.modules:
-        return
-    import torch
-
-    if not torch.cuda.is_available():
-        # No CUDA: triton would be loaded only to sit unused; torch runs without it.
-        sys.modules["triton"] = None
         return
     if "tensorflow" in sys.modules:
         raise ImportOrderError(
@@ -92,8 +105,16 @@ def no_torch_randomness():
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
 
-    dropouts = {F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
-                F.feature_alpha_dropout, torch.dropout, torch.nn.functional.dropout}
+    dropouts = {
+        F.dropout,
+        F.dropout1d,
+        F.dropout2d,
+        F.dropout3d,
+        F.alpha_dropout,
+        F.feature_alpha_dropout,
+        torch.dropout,
+        torch.nn.functional.dropout,
+    }
     attention = {F.scaled_dot_product_attention}
 
     class Mode(TorchFunctionMode):

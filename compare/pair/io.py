@@ -15,6 +15,7 @@ Stage: pair.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -197,10 +198,8 @@ def _first_reader_format(keras_model, spec) -> str | None:
         declared = layout.keras_layout(layer)
         if declared != "last":
             return declared
-        try:  # a layer without a format (Rescaling): follow its output
+        with contextlib.suppress(AttributeError, ValueError):  # Rescaling: follow it
             frontier.add(id(layer.output))
-        except (AttributeError, ValueError):
-            pass
     return None
 
 
@@ -225,8 +224,10 @@ def select(output, choice=None):
     first value, a dataclass's first field that is set."""
     if callable(choice):
         return choice(output)
-    structured = isinstance(output, (tuple, list, dict)) or hasattr(output, "keys") or (
-        dataclasses.is_dataclass(output) and not isinstance(output, type)
+    structured = (
+        isinstance(output, (tuple, list, dict))
+        or hasattr(output, "keys")
+        or (dataclasses.is_dataclass(output) and not isinstance(output, type))
     )
     if choice is not None and structured:  # a plain tensor is its own only part
         try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 
+import numpy as np
+
 
 @contextlib.contextmanager
 def kept_torch(model):
@@ -22,9 +24,9 @@ def kept_torch(model):
 
 @contextlib.contextmanager
 def kept_keras(model):
-    import keras
+    from compare.pair import trace
 
-    saved = [(v, keras.ops.convert_to_numpy(v.value).copy()) for v in model.variables]
+    saved = [(v, np.array(trace.to_numpy(v), copy=True)) for v in model.variables]
     try:
         yield
     finally:

@@ -92,7 +92,9 @@ class _Matcher:
                         f"{expected}"
                     )
         except Exception as error:  # noqa: BLE001 - a converter's failure is a reason, not a crash
-            reason = f"the {type(converter).__name__} converter failed: {type(error).__name__}: {error}"
+            reason = (
+                f"the {type(converter).__name__} converter failed: {type(error).__name__}: {error}"
+            )
         return (None, reason) if reason else (pair, None)
 
 
@@ -109,13 +111,17 @@ def _shares(units: list[Unit]) -> dict[int, set[int]]:
     return out
 
 
-def pair_sides(sides: Sides, mapping_names: dict | None = None, input_layout=("last", "last")) -> Pairing:
+def pair_sides(
+    sides: Sides, mapping_names: dict | None = None, input_layout=("last", "last")
+) -> Pairing:
     matcher = _Matcher(sides)
     torch_units = list(sides.torch)
     keras_units = _choose_granularity(sides.keras, torch_units)
     absorbed: list[tuple[Unit, str]] = []
     torch_units = _merge_separable(torch_units, keras_units, absorbed)
-    keras_units = [u for u in keras_units if u.converters[0].align_key(u.obj) != "activation:linear"]
+    keras_units = [
+        u for u in keras_units if u.converters[0].align_key(u.obj) != "activation:linear"
+    ]
     problems: list[str] = []
     pairs: list[LayerPair] = []
     paired_t: dict[int, LayerPair] = {}
@@ -162,6 +168,7 @@ def pair_sides(sides: Sides, mapping_names: dict | None = None, input_layout=("l
             take(pair, "name")
     # 3. Execution order, shared inputs consistent, names breaking ties.
     share_t, share_k = _shares(torch_units), _shares(keras_units)
+    source_t, source_k = _sources(torch_units), _sources(keras_units)
     ambiguous: list[str] = []
     for t in weighted_t:
         if id(t) in paired_t:
@@ -169,7 +176,12 @@ def pair_sides(sides: Sides, mapping_names: dict | None = None, input_layout=("l
         fits = [k for k in weighted_k if id(k) not in paired_k and matcher.fit(t, k)[0] is not None]
         if not fits:
             continue
-        consistent = [k for k in fits if _consistent(t, k, share_t, share_k, paired_t, paired_k)]
+        consistent = [
+            k
+            for k in fits
+            if _consistent(t, k, share_t, share_k, paired_t, paired_k)
+            and _same_source(t, k, source_t, source_k, paired_t)
+        ]
         choices = consistent or fits
         first = choices[0]
         group = [first] + [k for k in choices[1:] if id(k) in share_k[id(first)]]
@@ -189,10 +201,14 @@ def pair_sides(sides: Sides, mapping_names: dict | None = None, input_layout=("l
     # 4. What is left of the weighted units.
     for t in weighted_t:
         if id(t) not in paired_t:
-            problems.append(_left("torch", t, [k for k in weighted_k if id(k) not in paired_k], matcher))
+            problems.append(
+                _left("torch", t, [k for k in weighted_k if id(k) not in paired_k], matcher)
+            )
     for k in weighted_k:
         if id(k) not in paired_k:
-            problems.append(_left("keras", k, [t for t in weighted_t if id(t) not in paired_t], matcher))
+            problems.append(
+                _left("keras", k, [t for t in weighted_t if id(t) not in paired_t], matcher)
+            )
     # 5. Weightless units between their weighted neighbours.
     unpaired = _pair_weightless(torch_units, keras_units, pairs, matcher, take, input_layout)
     pairs.sort(key=lambda p: (p.torch_unit.order, p.keras_unit.order))
@@ -238,6 +254,36 @@ def _consistent(t, k, share_t, share_k, paired_t, paired_k) -> bool:
     return True
 
 
+def _sources(units: list[Unit]) -> dict[int, Unit | None]:
+    """For each unit, the weighted unit whose output it reads, through weightless ones
+    (a convolution reading a ReLU reading a BatchNorm reads the BatchNorm); None when
+    what it reads is not a unit's output (an addition, a model input)."""
+    producers = {}
+    for unit in units:
+        if unit.calls and unit.calls[0].output_id is not None:
+            producers.setdefault(unit.calls[0].output_id, unit)
+    out = {}
+    for unit in units:
+        found, seen = None, 0
+        current = unit
+        while current is not None and current.calls and seen < 32:
+            found = producers.get(current.calls[0].input_id)
+            if found is None or has_weights(found):
+                break
+            current, seen = found, seen + 1
+        out[id(unit)] = found if found is not None and has_weights(found) else None
+    return out
+
+
+def _same_source(t, k, source_t, source_k, paired_t) -> bool:
+    """A unit reading a paired unit's output has a counterpart reading its partner's."""
+    ours, theirs = source_t.get(id(t)), source_k.get(id(k))
+    pair = paired_t.get(id(ours)) if ours is not None else None
+    if pair is None or theirs is None:
+        return True
+    return pair.keras_unit is theirs
+
+
 def _left(side: str, unit: Unit, others: list[Unit], matcher: _Matcher) -> str:
     """Why a weighted unit found no counterpart, with the nearest one of its kind."""
     other_side = "Keras" if side == "torch" else "torch"
@@ -247,7 +293,9 @@ def _left(side: str, unit: Unit, others: list[Unit], matcher: _Matcher) -> str:
     text = f"{side} {unit.label()} has no {other_side} counterpart"
     if not same_kind:
         return text + f" (no {other_side} layer of its kind, {unit.kind}, is left)"
-    nearest = min(same_kind, key=lambda o: abs(o.order - unit.order) if o.calls and unit.calls else 0)
+    nearest = min(
+        same_kind, key=lambda o: abs(o.order - unit.order) if o.calls and unit.calls else 0
+    )
     t, k = (unit, nearest) if side == "torch" else (nearest, unit)
     _, reason = matcher.fit(t, k)
     text += f"; the nearest of its kind, {other_side} {nearest.label()}, does not fit: {reason}"
@@ -299,14 +347,20 @@ def _merge_separable(torch_units, keras_units, absorbed):
         if wanted == 0:
             break
         module = depthwise.obj
-        if depthwise.kind != "conv" or getattr(module, "groups", 1) != getattr(module, "in_channels", 0) or not depthwise.calls:
+        if (
+            depthwise.kind != "conv"
+            or getattr(module, "groups", 1) != getattr(module, "in_channels", 0)
+            or not depthwise.calls
+        ):
             continue
         readers = [u for u in by_input.get(depthwise.calls[0].output_id, []) if u.kind == "conv"]
         pointwise = next((u for u in readers if all(k == 1 for k in u.obj.kernel_size)), None)
         if pointwise is None:
             continue
         obj = SeparablePair(depthwise, pointwise)
-        merged = Unit("torch", f"{depthwise.name}+{pointwise.name}", obj, registry.candidates(obj, "torch"))
+        merged = Unit(
+            "torch", f"{depthwise.name}+{pointwise.name}", obj, registry.candidates(obj, "torch")
+        )
         merged.calls = pointwise.calls
         index = out.index(depthwise)
         out[index] = merged
@@ -347,18 +401,31 @@ def _pair_weightless(torch_units, keras_units, pairs, matcher, take, input_layou
         matched_t, matched_k = set(), set()
         a = [u.converters[0].align_key(u.obj) for u in ours]
         b = [u.converters[0].align_key(u.obj) for u in theirs]
-        for block in difflib.SequenceMatcher(None, a, b, autojunk=False).get_matching_blocks():
-            for offset in range(block.size):
-                t, k = ours[block.a + offset], theirs[block.b + offset]
-                pair, _ = matcher.fit(t, k)
-                if pair is None:
-                    continue
-                pair.context.setdefault("torch_layout", layouts[0])
-                pair.context.setdefault("keras_layout", layouts[1])
-                take(pair, "order, between the same weighted layers")
-                matched_t.add(id(t))
-                matched_k.add(id(k))
+        lined_up = []
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+            None, a, b, autojunk=False
+        ).get_opcodes():
+            if tag == "equal" or (
+                # The same kind at the same place, another variant (a sigmoid where torch
+                # has a hard sigmoid): paired, so that the setting is named.
+                tag == "replace"
+                and i2 - i1 == j2 - j1
+                and all(
+                    x.split(":")[0] == y.split(":")[0]
+                    for x, y in zip(a[i1:i2], b[j1:j2], strict=True)
+                )
+            ):
+                lined_up += list(zip(range(i1, i2), range(j1, j2), strict=True))
+        for index_t, index_k in lined_up:
+            t, k = ours[index_t], theirs[index_k]
+            pair, _ = matcher.fit(t, k)
+            if pair is None:
+                continue
+            pair.context.setdefault("torch_layout", layouts[0])
+            pair.context.setdefault("keras_layout", layouts[1])
+            take(pair, "order, between the same weighted layers")
+            matched_t.add(id(t))
+            matched_k.add(id(k))
         unpaired += [u for u in ours if id(u) not in matched_t]
         unpaired += [u for u in theirs if id(u) not in matched_k]
     return unpaired
-

@@ -76,11 +76,15 @@ class Session:
     def random_units(self, side: str, unit_list=None) -> list[Unit]:
         """The units with randomness in training: dropout-like layers, and the layers
         with a dropout of their own (recurrent, attention)."""
-        found = unit_list if unit_list is not None else (
-            self.torch_units() if side == "torch" else self.keras_units()
+        found = (
+            unit_list
+            if unit_list is not None
+            else (self.torch_units() if side == "torch" else self.keras_units())
         )
+        found = sorted(found, key=lambda u: u.order)
         return [
-            u for u in found
+            u
+            for u in found
             if any(c.random or c.kind in ("recurrent", "attention") for c in u.converters)
         ]
 
@@ -95,7 +99,9 @@ class Session:
         mine = []
         for unit in self.torch_units():
             if isinstance(unit.obj, SeparablePair):
-                obj = SeparablePair(fresh[unit.obj.depthwise_unit.name], fresh[unit.obj.pointwise_unit.name])
+                obj = SeparablePair(
+                    fresh[unit.obj.depthwise_unit.name], fresh[unit.obj.pointwise_unit.name]
+                )
                 mine.append(Unit("torch", unit.name, obj, unit.converters))
             elif unit.name in fresh:
                 mine.append(fresh[unit.name])
@@ -120,9 +126,15 @@ class Session:
             self.functional = functional
         calls = {u.name: list(u.calls) for u in unit_list}
         calls.update({u.name: list(u.calls) for u in functional})
-        for unit in unit_list:  # a separable pair's calls are its pointwise module's
+        for unit in unit_list:  # a separable pair: the depthwise's input, the pointwise's output
             if isinstance(unit.obj, SeparablePair):
-                calls[unit.name] = calls.get(unit.obj.pointwise_unit.name, [])
+                first = calls.get(unit.obj.depthwise_unit.name, [])
+                last = calls.get(unit.obj.pointwise_unit.name, [])
+                calls[unit.name] = [
+                    dataclasses.replace(b, start=a.start, input_id=a.input_id, inputs=a.inputs)
+                    for a, b in zip(first, last, strict=False)
+                ]
+                unit.calls = calls[unit.name]
         return trace.to_numpy(io.select(raw, self.output)), calls
 
     def run_keras(self, record=True):

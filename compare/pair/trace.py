@@ -46,6 +46,11 @@ def to_numpy(value):
     detach = getattr(value, "detach", None)
     if detach is not None and hasattr(value, "cpu"):
         return detach().cpu().numpy().copy()
+    if hasattr(value, "numpy") and callable(value.numpy):  # TensorFlow tensors, variables
+        try:
+            return np.asarray(value.numpy())
+        except Exception:  # noqa: BLE001 - a symbolic tensor: no value
+            return None
     try:
         import keras
 
@@ -78,8 +83,10 @@ class _Recorder:
 
     def call(self, start, args, kwargs, output) -> Call:
         tensor_args = [a for a in args if to_numpy(a) is not None]
-        first = tensor_args[0] if tensor_args else next(
-            (v for v in kwargs.values() if to_numpy(v) is not None), None
+        first = (
+            tensor_args[0]
+            if tensor_args
+            else next((v for v in kwargs.values() if to_numpy(v) is not None), None)
         )
         self.keep.append(first)
         produced = tensors_in(output)

@@ -183,16 +183,16 @@ def torch_units(model) -> tuple[list[Unit], list, list]:
         ]
         if found:
             for part in found[0].torch_parts(module):
-                units.append(Unit("torch", name + part if name else part or "<model>", module, found, part))
+                units.append(
+                    Unit("torch", name + part if name else part or "<model>", module, found, part)
+                )
             if found[0].owns_children:
                 claimed.append(name)
             continue
         if params:
             unknown.append((name or "<model>", type(module).__name__, params))
         for buffer_name, buffer in own_buffers:
-            buffers.append(
-                (name or "<model>", buffer_name, tuple(buffer.shape), str(buffer.dtype))
-            )
+            buffers.append((name or "<model>", buffer_name, tuple(buffer.shape), str(buffer.dtype)))
     return units, unknown, buffers
 
 
@@ -256,7 +256,7 @@ def _fused_activation(layer) -> bool:
     activation = getattr(layer, "activation", None)
     if activation is None or not callable(activation):
         return False
-    if registry.kind_of(layer, "keras") not in ("dense", "conv", "conv_transpose"):
+    if registry.kind_of(layer, "keras") not in ("dense", "conv", "conv_transpose", "separable"):
         return False
     return getattr(activation, "__name__", "") != "linear"
 

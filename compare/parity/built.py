@@ -17,8 +17,8 @@ import math
 import numpy as np
 from scipy import stats
 
+from compare.pair.result import Check
 from compare.parity.levels import K, T, tensor_names
-from compare.parity.pair.result import Check
 from compare.spec.schema import ExperimentSpec, ParitySpec
 
 

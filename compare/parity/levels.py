@@ -23,11 +23,10 @@ from scipy.special import softmax
 import torch._dynamo  # noqa: F401
 
 # isort: split
+from compare import pair
 from compare.data import fashion_mnist, split
 from compare.network import no_network
-from compare.parity.pair import layer_defaults, mapping
-from compare.parity.pair.levels import check_forward as pair_forward
-from compare.parity.pair.result import Check, differences, tensor_gaps
+from compare.pair.result import Check, differences, tensor_gaps
 from compare.run import contract
 from compare.spec.schema import ExperimentSpec, ParitySpec
 
@@ -93,7 +92,7 @@ def check_structure(torch_model, keras_model, x: np.ndarray) -> Check:
     )
 
 
-def check_weights(experiment: ExperimentSpec) -> Check:
+def check_weights(experiment: ExperimentSpec, x: np.ndarray) -> Check:
     """Round trips torch -> canonical -> Keras -> canonical -> torch, and from Keras back."""
     torch_model, keras_model = T.build_model(experiment.model), K.build_model(experiment.model)
     start = T.get_weights(torch_model)
@@ -118,11 +117,17 @@ def check_weights(experiment: ExperimentSpec) -> Check:
         ]
     )
     abs_diff, rel_diff = differences(start + keras_start, torch_trip + keras_trip)
-    # The pair engine's layer mapping (compare.parity.pair), written apart from the
-    # contract's canonical layout, must put the same arrays in Keras: two conversions of
-    # one model agreeing bit for bit (a wrong flatten permutation in either shows).
+    # The pair engine's layer mapping (compare.pair), written apart from the contract's
+    # canonical layout, must put the same arrays in Keras: two conversions of one model
+    # agreeing bit for bit (a wrong flatten permutation in either shows).
     mapped = K.build_model(experiment.model)
-    mapping.transplant(torch_model, mapped)
+    pair.check_pair(
+        torch_again_for(experiment, start),
+        mapped,
+        x[:2],
+        keras_inputs=x[:2],
+        levels=("structure",),
+    )
     engine = [
         a.shape == b.shape and np.array_equal(a, b)
         for a, b in zip(start, K.get_weights(mapped), strict=True)
@@ -143,6 +148,13 @@ def check_weights(experiment: ExperimentSpec) -> Check:
     )
 
 
+def torch_again_for(experiment: ExperimentSpec, weights):
+    """A torch model of the experiment holding `weights` (canonical layout)."""
+    model = T.build_model(experiment.model)
+    T.set_weights(model, weights)
+    return model
+
+
 def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -> Check:
     """Same logits and probabilities in inference mode (the Keras model holds torch's weights)."""
     logits = T.predict(torch_model, x, len(x)), K.predict(keras_model, x, len(x))
@@ -153,14 +165,24 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
     )
     abs_diff, rel_diff = differences([logits[0], probabilities[0]], [logits[1], probabilities[1]])
     # Where the two part: the engine's layer-by-layer comparison of these two models
-    # (compare.parity.pair), as for a user's pair; the logits above are predict's.
-    pairs = mapping.pair_layers(torch_model, keras_model)
-    located = pair_forward(
-        pairs, torch_model, keras_model, x, x, parity, layer_defaults.detect(pairs)
+    # (compare.pair, their weights as the study set them), as for a user's pair; the
+    # logits above are predict's.
+    located = (
+        pair.check_pair(
+            torch_model,
+            keras_model,
+            x,
+            keras_inputs=x,
+            weights="as_given",
+            levels=("structure", "weights", "forward"),
+            spec=pair.PairSpec(forward_rtol=parity.forward_rtol, forward_atol=parity.forward_atol),
+        )
+        .entry["details"]
+        .get("forward", {})
     )
     first = None
     if not close:
-        first = located.detail["first_failure"] or (
+        first = located.get("first_failure") or (
             "the logits differ, but every weighted layer's output agrees when both models "
             "run in inference mode: look at predict itself (its mode, batching)"
         )
@@ -172,7 +194,7 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
         {"rtol": parity.forward_rtol, "atol": parity.forward_atol},
         {
             "first_failure": first,
-            "layer_outputs_max_abs_diff": located.detail["layer_outputs_max_abs_diff"],
+            "layer_outputs_max_abs_diff": located.get("layer_outputs_max_abs_diff"),
             "examples": len(x),
             "logits_max_abs_diff": differences([logits[0]], [logits[1]])[0],
             "probabilities_max_abs_diff": differences([probabilities[0]], [probabilities[1]])[0],

@@ -23,9 +23,9 @@ import types
 
 import numpy as np
 
+from compare.pair.result import Check, differences
 from compare.parity.built import fits_initializer
 from compare.parity.levels import layer_names
-from compare.parity.pair.result import Check, differences
 from compare.parity.training import check_stock_optimizer, study_steps
 from compare.run import contract, loop, regression, timing
 from compare.spec.identity import DEFAULT_MODE

@@ -181,7 +181,7 @@ def check_model(
     weights = T.get_weights(torch_model)
     runs = {
         "structure": lambda: [check_structure(torch_model, keras_model, x)],
-        "weights": lambda: [check_weights(experiment)],
+        "weights": lambda: [check_weights(experiment, x)],
         "forward": lambda: [check_forward(torch_model, keras_model, x, parity)],
         "dropout": lambda: [
             check_dropout(

@@ -16,9 +16,9 @@ import functools
 import numpy as np
 
 from compare.data import split
+from compare.pair.result import Check, differences, first_past, tensor_gaps
 from compare.parity import formulas
 from compare.parity.levels import K, T, tensor_names
-from compare.parity.pair.result import Check, differences, first_past, tensor_gaps
 from compare.run import loop
 from compare.spec.identity import DEFAULT_MODE
 from compare.spec.schema import ExperimentSpec, ParitySpec, TrainSpec, train_size

@@ -79,17 +79,12 @@ class Implementation(Protocol):
     def build_model(self, model_spec) -> Any: ...
 
     def pair_model(self, name: str, **port) -> Any:
-        """A model of the parity zoo (`compare.parity.pair.zoo`), written as a user writes
-        one, not from a spec: `resnet_bn`, `text_rnn`, `layernorm_mlp`,
-        `densenet121_transfer`; `port` (Keras only) injects a porting bug."""
+        """A model of the parity zoo (`compare.parity.zoo`), written as a user writes one,
+        not from a spec (`pytorch_impl.pairs.PAIRS`); `port` injects a porting bug on the
+        Keras side, `stock=True` takes a library model as it comes."""
 
     def make_optimizer_for(self, model, train_spec) -> Any:
         """The optimizer `train_spec` names, for a model's trainable parameters."""
-
-    def value_and_gradients(self, model, loss_of) -> tuple[Any, list]:
-        """loss_of(call), call(x, training=...) giving the model's outputs, and its
-        gradients for every trainable parameter (None where it does not reach one):
-        any model, not only the study's (the pair engine)."""
 
     def count_parameters(self, model) -> int: ...
 

@@ -252,28 +252,10 @@ class ParitySpec:
     optimizer_gradient_scale: float = 0.1
     optimizer_steps: int = 25
     optimizer_atol: float = 1e-5
-    # Relative part of the optimizer bound for a user's pair (`compare.parity.pair`):
-    # |delta| <= optimizer_rtol * max|w| + optimizer_atol per tensor.
-    optimizer_rtol: float = 1e-5
     # Lockstep training: same initial weights, same batches, `steps` steps.
     steps: int = 100
     lockstep_atol: float = 1e-5
-    # A user's pair (`compare.parity.pair`): per tensor, |delta| <= lockstep_rtol * max|w| +
-    # lockstep_atol (or the rounding floor below), over `pair_steps` steps of
-    # `pair_batch_size` examples (0: every example given in one batch), after
-    # `pair_optimizer_steps` identical-gradient steps at the optimizer level.
-    lockstep_rtol: float = 1e-5
-    pair_steps: int = 10
-    pair_batch_size: int = 0
-    pair_optimizer_steps: int = 5
-    # Forward for a user's pair: a layer's gap may reach this many times torch's own
-    # float32 error there (against a float64 copy of the model), where that exceeds
-    # forward_rtol/atol. Two float32 computations of one function differ by up to about
-    # twice either's error; a deep net with low-variance BatchNorm channels (DenseNet-121,
-    # 121 layers) amplifies rounding past a fixed rtol of 1e-5 (measured 8.9e-5 against
-    # 6.5e-5 at its 120th layer), while a wrong epsilon of 1.001e-5 against 1e-5 moves the
-    # first BatchNorm by 6e-4.
-    forward_floor_factor: float = 10.0
+    # A user's pair's tolerances are the pair engine's own: compare.pair.spec.PairSpec.
     # Adam divides by sqrt(v) + eps, so where a gradient is near zero (|g| ~ eps) the
     # frameworks' ~1e-9 rounding differences become step differences of up to ~1 % of
     # the learning rate. Measured on the MLP (lr 0.003, aligned formula, 16 initial

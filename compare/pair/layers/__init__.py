@@ -1,15 +1,16 @@
 """The built-in converters, registered when a check first runs (each module imports
 torch and Keras): `load()`.
 
-| module | torch | Keras |
-|---|---|---|
-| dense | Linear, Embedding | Dense, EinsumDense, Embedding |
-| conv | Conv1d/2d/3d, ConvTranspose1d/2d/3d, depthwise + pointwise | Conv1D/2D/3D, DepthwiseConv1D/2D, Conv1D/2D/3DTranspose, SeparableConv1D/2D |
-| norm | BatchNorm1d/2d/3d, LayerNorm (LayerNorm2d), GroupNorm, InstanceNorm1d/2d/3d, RMSNorm | BatchNormalization, LayerNormalization, GroupNormalization, RMSNormalization |
-| recurrent | LSTM, GRU (bidirectional, num_layers) | LSTM, GRU, Bidirectional |
-| attention | MultiheadAttention | MultiHeadAttention |
-| weightless | activations, PReLU, pooling, padding, upsampling, dropout | the same |
-| library | torchvision's CNBlock layer scale, StochasticDepth | keras.applications' LayerScale, StochasticDepth |
+- dense: Linear, Embedding / Dense, EinsumDense, Embedding;
+- conv: Conv1d/2d/3d, ConvTranspose1d/2d/3d, a depthwise + pointwise pair /
+  Conv1D/2D/3D, DepthwiseConv1D/2D, Conv1D/2D/3DTranspose, SeparableConv1D/2D;
+- norm: BatchNorm1d/2d/3d, LayerNorm (LayerNorm2d), GroupNorm, InstanceNorm1d/2d/3d,
+  RMSNorm / BatchNormalization, LayerNormalization, GroupNormalization, RMSNormalization;
+- recurrent: LSTM, GRU (bidirectional, num_layers) / LSTM, GRU, Bidirectional;
+- attention: MultiheadAttention / MultiHeadAttention;
+- weightless: activations, PReLU, pooling, padding, upsampling, dropout;
+- library: torchvision's CNBlock layer scale, StochasticDepth / keras.applications'
+  LayerScale, StochasticDepth.
 
 Stage: pair.
 """

@@ -108,11 +108,19 @@ class MultiheadAttentionToMultiHeadAttention(Converter):
         module, layer = pair.torch_module, pair.keras_layer
         rows = [
             Setting("num_heads", module.num_heads, layer.num_heads),
-            Setting("head_dim", module.head_dim, layer.key_dim,
-                    effect="scores scaled by another 1/sqrt(head_dim)"),
-            Setting("dropout", module.dropout, layer.dropout,
-                    effect="attention weights dropped otherwise in training (switched off "
-                    "by the training levels)"),
+            Setting(
+                "head_dim",
+                module.head_dim,
+                layer.key_dim,
+                effect="scores scaled by another 1/sqrt(head_dim)",
+            ),
+            Setting(
+                "dropout",
+                module.dropout,
+                layer.dropout,
+                effect="attention weights dropped otherwise in training (switched off "
+                "by the training levels)",
+            ),
         ]
         masks = _mask_setting(pair)
         return rows + ([masks] if masks is not None else [])

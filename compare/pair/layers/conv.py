@@ -15,8 +15,6 @@ Stage: pair.
 
 from __future__ import annotations
 
-import numpy as np
-
 from compare.pair import registry
 from compare.pair.registry import Converter, Setting
 
@@ -85,9 +83,7 @@ def torch_pads(module, sizes, kernel, stride, dilation) -> tuple | None:
     if padding == "valid":
         return tuple((0, 0) for _ in sizes)
     if padding == "same":  # torch's 'same' (stride 1) puts the odd cell after, too
-        return tuple(
-            same_pads(n, k, 1, d) for n, k, d in zip(sizes, kernel, dilation, strict=True)
-        )
+        return tuple(same_pads(n, k, 1, d) for n, k, d in zip(sizes, kernel, dilation, strict=True))
     return tuple((p, p) for p in as_tuple(padding, len(sizes)))
 
 
@@ -255,7 +251,11 @@ class ConvTransposeToConvTranspose(Converter):
             torch_side.append((length, p))
             keras_side.append(
                 transposed_length(
-                    n, kernel[axis], strides[axis], dilation[axis], layer.padding,
+                    n,
+                    kernel[axis],
+                    strides[axis],
+                    dilation[axis],
+                    layer.padding,
                     None if keras_op is None else keras_op[axis],
                 )
             )
@@ -303,7 +303,9 @@ class SeparableConv(Converter):
         if not isinstance(pieces, SeparablePair):
             return "a Keras SeparableConv pairs with two torch convolutions"
         if pieces.depthwise.bias is not None:
-            return "the torch depthwise convolution has a bias; Keras's SeparableConv has none there"
+            return (
+                "the torch depthwise convolution has a bias; Keras's SeparableConv has none there"
+            )
         if (pieces.pointwise.bias is not None) != bool(pair.keras_layer.use_bias):
             return "bias: torch's pointwise convolution and Keras's use_bias differ"
         return None
@@ -344,8 +346,13 @@ def _register():
     registry.register(
         ConvToConv,
         convs,
-        (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D,
-         keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D),
+        (
+            keras.layers.Conv1D,
+            keras.layers.Conv2D,
+            keras.layers.Conv3D,
+            keras.layers.DepthwiseConv1D,
+            keras.layers.DepthwiseConv2D,
+        ),
         user=False,
     )
     registry.register(

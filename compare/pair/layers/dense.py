@@ -116,8 +116,9 @@ class LinearToEinsumDense(Converter):
     def align(self, pair, torch_output, keras_shape):
         # (B, T, heads * head_dim) against (B, T, heads, head_dim): the same numbers.
         keras_shape = tuple(keras_shape)
-        if torch_output.size == int(np.prod(keras_shape)) and torch_output.shape[0] == (
-            keras_shape[0]
+        if (
+            torch_output.size == int(np.prod(keras_shape))
+            and torch_output.shape[0] == (keras_shape[0])
         ):
             return torch_output.reshape(keras_shape)
         return None
@@ -160,7 +161,9 @@ class EmbeddingToEmbedding(Converter):
                 )
             )
         if module.scale_grad_by_freq:
-            rows.append(Setting("scale_grad_by_freq", True, False, effect="other gradients", decisive=False))
+            rows.append(
+                Setting("scale_grad_by_freq", True, False, effect="other gradients", decisive=False)
+            )
         return rows
 
 
@@ -170,9 +173,7 @@ def _register():
 
     registry.register(LinearToDense, torch.nn.Linear, keras.layers.Dense, user=False)
     registry.register(LinearToEinsumDense, torch.nn.Linear, keras.layers.EinsumDense, user=False)
-    registry.register(
-        EmbeddingToEmbedding, torch.nn.Embedding, keras.layers.Embedding, user=False
-    )
+    registry.register(EmbeddingToEmbedding, torch.nn.Embedding, keras.layers.Embedding, user=False)
 
 
 _register()

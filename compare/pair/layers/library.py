@@ -33,7 +33,9 @@ class LayerScaleConverter(Converter):
         return {"layer_scale": w[0].reshape(-1, 1, 1)}
 
     def compared(self, pair):
-        return "torch's CNBlock output includes the residual; Keras's LayerScale is the scaled branch"
+        return (
+            "torch's CNBlock output includes the residual; Keras's LayerScale is the scaled branch"
+        )
 
 
 class StochasticDepthConverter(DropoutConverter):
@@ -44,7 +46,11 @@ class StochasticDepthConverter(DropoutConverter):
             Setting(
                 "stochastic depth rate",
                 float(pair.torch_module.p),
-                float(getattr(pair.keras_layer, "drop_path_rate", getattr(pair.keras_layer, "rate", 0.0))),
+                float(
+                    getattr(
+                        pair.keras_layer, "drop_path_rate", getattr(pair.keras_layer, "rate", 0.0)
+                    )
+                ),
                 effect="residual branches dropped otherwise in training",
             )
         ]

@@ -41,7 +41,10 @@ class _Norm(Converter):
         return {k: v for k, v in arrays.items() if k in keep}
 
     def to_keras(self, pair, a):
-        return [a[name].reshape(self._keras_shape(pair, i)) for i, (name, _) in enumerate(_names(pair, self.running))]
+        return [
+            a[name].reshape(self._keras_shape(pair, i))
+            for i, (name, _) in enumerate(_names(pair, self.running))
+        ]
 
     def _keras_shape(self, pair, index):
         return tuple(pair.keras_layer.weights[index].shape)
@@ -138,7 +141,11 @@ class LayerNormToLayerNormalization(_Norm):
     def check(self, pair):
         module, layer = pair.torch_module, pair.keras_layer
         axes = layer.axis if isinstance(layer.axis, (list, tuple)) else [layer.axis]
-        rank = len(pair.keras_call.inputs[0].shape) if pair.keras_call and pair.keras_call.inputs else None
+        rank = (
+            len(pair.keras_call.inputs[0].shape)
+            if pair.keras_call and pair.keras_call.inputs
+            else None
+        )
         negative = sorted(a - rank if rank is not None and a >= 0 else a for a in axes)
         wanted = list(range(-len(module.normalized_shape), 0))
         if type(module).__name__ != "LayerNorm2d" and negative != wanted:
@@ -151,9 +158,14 @@ class LayerNormToLayerNormalization(_Norm):
         return super().check(pair)
 
     def settings(self, pair):
-        rows = [_epsilon(pair.torch_module.eps, pair.keras_layer.epsilon,
-                         "outputs differ where a row's variance is near epsilon (keras "
-                         "default 1e-3, torch 1e-5)")]
+        rows = [
+            _epsilon(
+                pair.torch_module.eps,
+                pair.keras_layer.epsilon,
+                "outputs differ where a row's variance is near epsilon (keras "
+                "default 1e-3, torch 1e-5)",
+            )
+        ]
         if getattr(pair.keras_layer, "rms_scaling", False):
             rows.append(Setting("rms_scaling", False, True, effect="Keras skips centring"))
         return rows
@@ -167,11 +179,19 @@ class GroupNormToGroupNormalization(_Norm):
         module, layer = pair.torch_module, pair.keras_layer
         groups = layer.groups if layer.groups != -1 else "one per channel"
         return [
-            Setting("groups", module.num_groups, groups,
-                    same=module.num_groups == _keras_groups(layer, module.num_channels),
-                    effect="statistics over other channel groups"),
-            _epsilon(module.eps, layer.epsilon, "outputs differ where a group's variance is "
-                     "near epsilon (keras default 1e-3, torch 1e-5)"),
+            Setting(
+                "groups",
+                module.num_groups,
+                groups,
+                same=module.num_groups == _keras_groups(layer, module.num_channels),
+                effect="statistics over other channel groups",
+            ),
+            _epsilon(
+                module.eps,
+                layer.epsilon,
+                "outputs differ where a group's variance is "
+                "near epsilon (keras default 1e-3, torch 1e-5)",
+            ),
         ]
 
 
@@ -187,14 +207,25 @@ class InstanceNormToGroupNormalization(_Norm):
         module, layer = pair.torch_module, pair.keras_layer
         channels = module.num_features
         rows = [
-            Setting("groups", "one per channel", layer.groups,
-                    same=_keras_groups(layer, channels) == channels,
-                    effect="an instance norm normalises each channel alone"),
+            Setting(
+                "groups",
+                "one per channel",
+                layer.groups,
+                same=_keras_groups(layer, channels) == channels,
+                effect="an instance norm normalises each channel alone",
+            ),
             _epsilon(module.eps, layer.epsilon),
         ]
         if module.track_running_stats:
-            rows.append(Setting("track_running_stats", True, False, effect="torch normalises "
-                                "with running statistics in inference, Keras with each example's"))
+            rows.append(
+                Setting(
+                    "track_running_stats",
+                    True,
+                    False,
+                    effect="torch normalises "
+                    "with running statistics in inference, Keras with each example's",
+                )
+            )
         return rows
 
 
@@ -213,9 +244,13 @@ class RMSNormToRMSNormalization(_Norm):
     def settings(self, pair):
         eps = pair.torch_module.eps
         torch_eps = float(np.finfo(np.float32).eps) if eps is None else eps
-        return [_epsilon(torch_eps, pair.keras_layer.epsilon,
-                         "torch's default eps (None) is float32's machine epsilon, 1.2e-7; "
-                         "Keras's 1e-6")]
+        return [
+            _epsilon(
+                torch_eps,
+                pair.keras_layer.epsilon,
+                "torch's default eps (None) is float32's machine epsilon, 1.2e-7; Keras's 1e-6",
+            )
+        ]
 
 
 def _register():
@@ -223,9 +258,21 @@ def _register():
     import torch
 
     bn = torch.nn.modules.batchnorm._BatchNorm
-    registry.register(BatchNormToBatchNormalization, bn, keras.layers.BatchNormalization, user=False)
-    registry.register(LayerNormToLayerNormalization, torch.nn.LayerNorm, keras.layers.LayerNormalization, user=False)
-    registry.register(GroupNormToGroupNormalization, torch.nn.GroupNorm, keras.layers.GroupNormalization, user=False)
+    registry.register(
+        BatchNormToBatchNormalization, bn, keras.layers.BatchNormalization, user=False
+    )
+    registry.register(
+        LayerNormToLayerNormalization,
+        torch.nn.LayerNorm,
+        keras.layers.LayerNormalization,
+        user=False,
+    )
+    registry.register(
+        GroupNormToGroupNormalization,
+        torch.nn.GroupNorm,
+        keras.layers.GroupNormalization,
+        user=False,
+    )
     registry.register(
         InstanceNormToGroupNormalization,
         torch.nn.modules.instancenorm._InstanceNorm,
@@ -233,7 +280,9 @@ def _register():
         user=False,
     )
     if hasattr(torch.nn, "RMSNorm") and hasattr(keras.layers, "RMSNormalization"):
-        registry.register(RMSNormToRMSNormalization, torch.nn.RMSNorm, keras.layers.RMSNormalization, user=False)
+        registry.register(
+            RMSNormToRMSNormalization, torch.nn.RMSNorm, keras.layers.RMSNormalization, user=False
+        )
 
 
 _register()

@@ -139,7 +139,10 @@ class RecurrentToRecurrent(Converter):
     def compared(self, pair):
         module = pair.torch_module
         if _layer_index(pair) < module.num_layers - 1:
-            return f"layer {_layer_index(pair)} of torch's {module.num_layers}-layer {type(module).__name__} shows no output of its own"
+            return (
+                f"layer {_layer_index(pair)} of torch's {module.num_layers}-layer "
+                f"{type(module).__name__} shows no output of its own"
+            )
         return None
 
     def align(self, pair, torch_output, keras_shape):
@@ -172,29 +175,63 @@ class RecurrentToRecurrent(Converter):
         for _, layer in _directions(pair):
             cell = getattr(layer, "cell", layer)
             if self._gru(pair) and not layer.reset_after:
-                rows.append(Setting("reset_after", "always (r multiplies W_hn h + b_hn)", False,
-                                    effect="Keras applies the reset gate before the recurrent "
-                                    "matmul: another function (Keras's default True is torch's)"))
+                rows.append(
+                    Setting(
+                        "reset_after",
+                        "always (r multiplies W_hn h + b_hn)",
+                        False,
+                        effect="Keras applies the reset gate before the recurrent "
+                        "matmul: another function (Keras's default True is torch's)",
+                    )
+                )
             if getattr(cell.recurrent_activation, "__name__", "") != "sigmoid":
-                rows.append(Setting("recurrent_activation", "sigmoid",
-                                    cell.recurrent_activation.__name__, effect="other gates"))
+                rows.append(
+                    Setting(
+                        "recurrent_activation",
+                        "sigmoid",
+                        cell.recurrent_activation.__name__,
+                        effect="other gates",
+                    )
+                )
             if getattr(cell.activation, "__name__", "") != "tanh":
                 rows.append(Setting("activation", "tanh", cell.activation.__name__))
-            if getattr(layer, "go_backwards", False) and layer is not getattr(pair.keras_layer, "backward_layer", None):
-                rows.append(Setting("go_backwards", False, True, effect="reads the sequence reversed"))
+            if getattr(layer, "go_backwards", False) and layer is not getattr(
+                pair.keras_layer, "backward_layer", None
+            ):
+                rows.append(
+                    Setting("go_backwards", False, True, effect="reads the sequence reversed")
+                )
             keras_rate = max(getattr(cell, "dropout", 0.0), getattr(cell, "recurrent_dropout", 0.0))
             if keras_rate or (module.dropout and _layer_index(pair) < module.num_layers - 1):
-                rows.append(Setting("dropout", module.dropout, keras_rate, decisive=False,
-                                    effect="torch drops between layers, Keras inside each step "
-                                    "(switched off by the training levels)"))
-        if not self._gru(pair) and module.bias and any(
-            p.requires_grad for n, p in module.named_parameters() if n.startswith("bias_hh")
+                rows.append(
+                    Setting(
+                        "dropout",
+                        module.dropout,
+                        keras_rate,
+                        decisive=False,
+                        effect="torch drops between layers, Keras inside each step "
+                        "(switched off by the training levels)",
+                    )
+                )
+        if (
+            not self._gru(pair)
+            and module.bias
+            and any(
+                p.requires_grad for n, p in module.named_parameters() if n.startswith("bias_hh")
+            )
         ):
-            rows.append(Setting("biases", "two trained biases (b_ih, b_hh)", "one bias",
-                                same=False, intrinsic=True,
-                                effect="the same function, but in training torch moves b_ih + "
-                                "b_hh by two updates a step, Keras its one bias by one: freeze "
-                                "torch's bias_hh at zero for a port that trains alike"))
+            rows.append(
+                Setting(
+                    "biases",
+                    "two trained biases (b_ih, b_hh)",
+                    "one bias",
+                    same=False,
+                    intrinsic=True,
+                    effect="the same function, but in training torch moves b_ih + "
+                    "b_hh by two updates a step, Keras its one bias by one: freeze "
+                    "torch's bias_hh at zero for a port that trains alike",
+                )
+            )
         return rows
 
     def switch_off(self, obj):
@@ -213,7 +250,14 @@ class RecurrentToRecurrent(Converter):
         return undo
 
     def random_rate(self, obj):
-        return max([getattr(t, n, 0.0) or 0.0 for t in _recurrent_cells(obj) for n in ("dropout", "recurrent_dropout")] or [0.0])
+        return max(
+            [
+                getattr(t, n, 0.0) or 0.0
+                for t in _recurrent_cells(obj)
+                for n in ("dropout", "recurrent_dropout")
+            ]
+            or [0.0]
+        )
 
 
 def _recurrent_cells(obj):

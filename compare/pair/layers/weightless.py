@@ -59,7 +59,10 @@ class _Inherit:
         from compare.pair import layout
 
         return layout.align(
-            torch_output, keras_shape, self.torch_layout(pair), pair.context.get("keras_layout", "last")
+            torch_output,
+            keras_shape,
+            self.torch_layout(pair),
+            pair.context.get("keras_layout", "last"),
         )
 
 
@@ -70,7 +73,10 @@ _TORCH_MODULE_ACTIVATIONS = {
     "ReLU6": lambda m: {"function": "relu6"},
     "LeakyReLU": lambda m: {"function": "leaky_relu", "negative_slope": m.negative_slope},
     "ELU": lambda m: {"function": "elu", "alpha": m.alpha},
-    "GELU": lambda m: {"function": "gelu", "approximate": "tanh" if m.approximate == "tanh" else "none"},
+    "GELU": lambda m: {
+        "function": "gelu",
+        "approximate": "tanh" if m.approximate == "tanh" else "none",
+    },
     "SiLU": lambda m: {"function": "silu"},
     "Hardswish": lambda m: {"function": "hard_swish"},
     "Hardsigmoid": lambda m: {"function": "hard_sigmoid"},
@@ -170,8 +176,10 @@ class ActivationConverter(_Inherit, Converter):
         same = _same_activation(ours, theirs)
         effect = "another function"
         if ours.get("function") == theirs.get("function") == "gelu":
-            effect = ("GELU exact (erf) against its tanh approximation: up to ~5e-4 apart; "
-                      "keras.ops.gelu approximates by default, keras.activations.gelu does not")
+            effect = (
+                "GELU exact (erf) against its tanh approximation: up to ~5e-4 apart; "
+                "keras.ops.gelu approximates by default, keras.activations.gelu does not"
+            )
         return [Setting("activation", _words(ours), _words(theirs), same=same, effect=effect)]
 
     def check(self, pair):
@@ -214,11 +222,18 @@ def _hardtanh(args, kwargs):
     values = _bind(args, kwargs, ["min_val", "max_val"], {"min_val": -1.0, "max_val": 1.0})
     if (float(values["min_val"]), float(values["max_val"])) == (0.0, 6.0):
         return {"function": "relu6"}
-    return {"function": "hardtanh", "min": float(values["min_val"]), "max": float(values["max_val"])}
+    return {
+        "function": "hardtanh",
+        "min": float(values["min_val"]),
+        "max": float(values["max_val"]),
+    }
 
 
 def _elu(args, kwargs):
-    return {"function": "elu", "alpha": float(_bind(args, kwargs, ["alpha"], {"alpha": 1.0})["alpha"])}
+    return {
+        "function": "elu",
+        "alpha": float(_bind(args, kwargs, ["alpha"], {"alpha": 1.0})["alpha"]),
+    }
 
 
 # --- PReLU -------------------------------------------------------------------------------
@@ -304,16 +319,30 @@ def _pool_function(op):
     def describe(args, kwargs):
         rank = _rank(args)
         names = ["kernel_size", "stride", "padding"]
-        names += ["dilation", "ceil_mode"] if op == "max" else ["ceil_mode", "count_include_pad", "divisor_override"]
-        defaults = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False,
-                    "count_include_pad": True, "divisor_override": None}
+        names += (
+            ["dilation", "ceil_mode"]
+            if op == "max"
+            else ["ceil_mode", "count_include_pad", "divisor_override"]
+        )
+        defaults = {
+            "stride": None,
+            "padding": 0,
+            "dilation": 1,
+            "ceil_mode": False,
+            "count_include_pad": True,
+            "divisor_override": None,
+        }
         v = _bind(args, kwargs, names, defaults)
         kernel = _tuple(v["kernel_size"], rank)
         return {
-            "op": op, "rank": rank, "kernel": kernel,
+            "op": op,
+            "rank": rank,
+            "kernel": kernel,
             "stride": _tuple(v["stride"], rank) if v["stride"] not in (None, []) else kernel,
-            "padding": _tuple(v["padding"], rank), "dilation": _tuple(v["dilation"], rank),
-            "ceil_mode": bool(v["ceil_mode"]), "count_include_pad": bool(v["count_include_pad"]),
+            "padding": _tuple(v["padding"], rank),
+            "dilation": _tuple(v["dilation"], rank),
+            "ceil_mode": bool(v["ceil_mode"]),
+            "count_include_pad": bool(v["count_include_pad"]),
             "divisor_override": v["divisor_override"],
         }
 
@@ -332,7 +361,10 @@ class PoolConverter(Converter):
         rank = ours["rank"]
         kernel = tuple(layer.pool_size)
         strides = tuple(layer.strides) if layer.strides is not None else kernel
-        rows += [Setting("pool_size", ours["kernel"], kernel), Setting("strides", ours["stride"], strides)]
+        rows += [
+            Setting("pool_size", ours["kernel"], kernel),
+            Setting("strides", ours["stride"], strides),
+        ]
         call = pair.torch_call
         if call is None or not call.inputs:
             return rows
@@ -340,27 +372,56 @@ class PoolConverter(Converter):
         zero = zero_padding_before(pair) or tuple((0, 0) for _ in range(rank))
         ours_w, theirs_w = [], []
         for axis, n in enumerate(sizes[:rank]):
-            ours_w.append(_torch_windows(n, ours["kernel"][axis], ours["stride"][axis],
-                                         ours["padding"][axis], ours["dilation"][axis],
-                                         ours["ceil_mode"], ours["count_include_pad"]))
-            theirs_w.append(_keras_windows(n, kernel[axis], strides[axis], layer.padding, zero[axis]))
+            ours_w.append(
+                _torch_windows(
+                    n,
+                    ours["kernel"][axis],
+                    ours["stride"][axis],
+                    ours["padding"][axis],
+                    ours["dilation"][axis],
+                    ours["ceil_mode"],
+                    ours["count_include_pad"],
+                )
+            )
+            theirs_w.append(
+                _keras_windows(n, kernel[axis], strides[axis], layer.padding, zero[axis])
+            )
         if ours["op"] == "max":  # a maximum has no divisor
             ours_w = [[c for c, _ in axis] for axis in ours_w]
             theirs_w = [[c for c, _ in axis] for axis in theirs_w]
         if ours_w != theirs_w:
-            rows.append(Setting(
-                "windows",
-                f"padding {ours['padding']}, ceil_mode={ours['ceil_mode']}"
-                + (f", count_include_pad={ours['count_include_pad']}" if ours["op"] == "avg" else "")
-                + f": {[len(a) for a in ours_w]} outputs",
-                f"padding '{layer.padding}'" + (f" after ZeroPadding {zero}" if any(any(z) for z in zero) else "")
-                + f": {[len(a) for a in theirs_w]} outputs",
-                same=False,
-                effect=f"on this {'x'.join(map(str, sizes[:rank]))} input the two pool other "
-                "cells or divide by another count (Keras's 'same' average leaves padded cells "
-                "out, torch counts them unless count_include_pad=False; ceil_mode adds a last "
-                "partial window)",
-            ))
+            rows.append(
+                Setting(
+                    "windows",
+                    f"padding {ours['padding']}, ceil_mode={ours['ceil_mode']}"
+                    + (
+                        f", count_include_pad={ours['count_include_pad']}"
+                        if ours["op"] == "avg"
+                        else ""
+                    )
+                    + f": {[len(a) for a in ours_w]} outputs",
+                    f"padding '{layer.padding}'"
+                    + (f" after ZeroPadding {zero}" if any(any(z) for z in zero) else "")
+                    + f": {[len(a) for a in theirs_w]} outputs",
+                    same=False,
+                    effect=f"on this {'x'.join(map(str, sizes[:rank]))} input the two pool other "
+                    "cells or divide by another count (Keras's 'same' average leaves padded cells "
+                    "out, torch counts them unless count_include_pad=False; ceil_mode adds a last "
+                    "partial window)",
+                )
+            )
+        if ours["op"] == "max" and any(any(z) for z in zero):
+            rows.append(
+                Setting(
+                    "padding value",
+                    "-inf (padded cells never win)",
+                    "0 (a ZeroPadding layer)",
+                    same=False,
+                    decisive=False,
+                    effect="equal only where the input is >= 0 (after a ReLU); before a PReLU, "
+                    "tanh or a BatchNorm a zero in the border can be the maximum",
+                )
+            )
         if ours.get("divisor_override"):
             rows.append(Setting("divisor_override", ours["divisor_override"], None, same=False))
         return rows
@@ -403,12 +464,13 @@ class AdaptivePoolConverter(Converter):
         ours, layer = torch_adaptive(pair.torch_module), pair.keras_layer
         name = type(layer).__name__
         keras_op = "max" if "Max" in name else "avg"
-        if name.startswith("Global"):
-            keras_size = 1
-        else:
-            keras_size = layer.output_size
+        keras_size = 1 if name.startswith("Global") else layer.output_size
         rank = 1 if name.endswith("1D") else 3 if name.endswith("3D") else 2
-        sizes = tuple(pair.torch_call.inputs[0].shape[2:]) if pair.torch_call and pair.torch_call.inputs else None
+        sizes = (
+            tuple(pair.torch_call.inputs[0].shape[2:])
+            if pair.torch_call and pair.torch_call.inputs
+            else None
+        )
         ours_size = _output_sizes(ours["output_size"], rank, sizes)
         theirs_size = _output_sizes(keras_size, rank, sizes)
         return [
@@ -465,7 +527,7 @@ class PadConverter(Converter):
     def settings(self, pair):
         ours = torch_pad(pair.torch_module)
         theirs = tuple(tuple(int(p) for p in axis) for axis in pair.keras_layer.padding)
-        amounts = ours["amounts"][-len(theirs):]
+        amounts = ours["amounts"][-len(theirs) :]
         return [
             Setting("mode", ours["mode"], "zeros", effect="other values in the border"),
             Setting("padding", amounts, theirs, effect="another border: the map shifts"),
@@ -486,8 +548,12 @@ def torch_upsample(obj) -> dict:
 
 
 def _interpolate(args, kwargs):
-    v = _bind(args, kwargs, ["size", "scale_factor", "mode", "align_corners"],
-              {"size": None, "scale_factor": None, "mode": "nearest", "align_corners": None})
+    v = _bind(
+        args,
+        kwargs,
+        ["size", "scale_factor", "mode", "align_corners"],
+        {"size": None, "scale_factor": None, "mode": "nearest", "align_corners": None},
+    )
     antialias = bool(kwargs.get("antialias", False))
     return {"mode": v["mode"], "align_corners": bool(v["align_corners"]), "antialias": antialias}
 
@@ -511,21 +577,33 @@ class UpsampleConverter(Converter):
         keras_mode = getattr(layer, "interpolation", "nearest")
         torch_mode = {"linear": "bilinear", "trilinear": "bilinear"}.get(ours["mode"], ours["mode"])
         torch_rule = _sampling_rule(ours["mode"], ours["align_corners"])
-        keras_rule = "half-pixel centres" if keras_mode != "nearest" else (
-            "half-pixel centres (nearest)" if name == "Resizing" else "floor (nearest)"
+        keras_rule = (
+            "half-pixel centres"
+            if keras_mode != "nearest"
+            else ("half-pixel centres (nearest)" if name == "Resizing" else "floor (nearest)")
         )
         integer = self._integer_scale(pair)
         if integer and torch_mode.startswith("nearest") and keras_mode == "nearest":
             torch_rule = keras_rule  # at whole scale factors both nearest rules read the same cell
         rows = [
-            Setting("interpolation", torch_mode.replace("-exact", ""), keras_mode,
-                    effect="another interpolation"),
-            Setting("sampling", torch_rule, keras_rule,
-                    effect="the two sample other points (torch's align_corners=True has no "
-                    "Keras counterpart; Keras resizes with half-pixel centres)"),
+            Setting(
+                "interpolation",
+                torch_mode.replace("-exact", ""),
+                keras_mode,
+                effect="another interpolation",
+            ),
+            Setting(
+                "sampling",
+                torch_rule,
+                keras_rule,
+                effect="the two sample other points (torch's align_corners=True has no "
+                "Keras counterpart; Keras resizes with half-pixel centres)",
+            ),
         ]
         if ours.get("antialias") != bool(getattr(layer, "antialias", False)):
-            rows.append(Setting("antialias", ours.get("antialias"), getattr(layer, "antialias", False)))
+            rows.append(
+                Setting("antialias", ours.get("antialias"), getattr(layer, "antialias", False))
+            )
         if ours["mode"] == "bicubic":
             rows.append(Setting("bicubic kernel", "a = -0.75", "a = -0.5 (TensorFlow)", same=False))
         return rows
@@ -566,10 +644,15 @@ class DropoutConverter(_Inherit, Converter):
     random = True
 
     def settings(self, pair):
-        return [Setting("rate", torch_dropout_rate(pair.torch_module),
-                        keras_dropout_rate(pair.keras_layer),
-                        effect="another share dropped in training (the training levels "
-                        "switch dropout off on both sides, and compare the rates)")]
+        return [
+            Setting(
+                "rate",
+                torch_dropout_rate(pair.torch_module),
+                keras_dropout_rate(pair.keras_layer),
+                effect="another share dropped in training (the training levels "
+                "switch dropout off on both sides, and compare the rates)",
+            )
+        ]
 
     def random_rate(self, obj):
         if hasattr(obj, "p") or isinstance(obj, FunctionalOp):
@@ -598,9 +681,14 @@ def _register():
         user=False,
     )
     for fn, describe in [
-        (F.relu, None), (torch.relu, None), (torch.Tensor.relu, None),
-        (F.relu6, lambda a, k: {"function": "relu6"}), (F.hardtanh, _hardtanh),
-        (F.leaky_relu, _leaky), (F.elu, _elu), (F.gelu, _gelu),
+        (F.relu, None),
+        (torch.relu, None),
+        (torch.Tensor.relu, None),
+        (F.relu6, lambda a, k: {"function": "relu6"}),
+        (F.hardtanh, _hardtanh),
+        (F.leaky_relu, _leaky),
+        (F.elu, _elu),
+        (F.gelu, _gelu),
         (F.silu, lambda a, k: {"function": "silu"}),
         (F.hardswish, lambda a, k: {"function": "hard_swish"}),
         (F.hardsigmoid, lambda a, k: {"function": "hard_sigmoid"}),
@@ -623,21 +711,41 @@ def _register():
     pool = registry.register(
         PoolConverter,
         (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d),
-        (kl.MaxPooling1D, kl.MaxPooling2D, kl.MaxPooling3D,
-         kl.AveragePooling1D, kl.AveragePooling2D, kl.AveragePooling3D),
+        (
+            kl.MaxPooling1D,
+            kl.MaxPooling2D,
+            kl.MaxPooling3D,
+            kl.AveragePooling1D,
+            kl.AveragePooling2D,
+            kl.AveragePooling3D,
+        ),
         user=False,
     )
     for fn in (F.max_pool1d, F.max_pool2d, F.max_pool3d):
         registry.register_function(fn, pool, _pool_function("max"))
     for fn in (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d):
         registry.register_function(fn, pool, _pool_function("avg"))
-    adaptive_keras = [kl.GlobalAveragePooling1D, kl.GlobalAveragePooling2D, kl.GlobalAveragePooling3D,
-                      kl.GlobalMaxPooling1D, kl.GlobalMaxPooling2D, kl.GlobalMaxPooling3D]
-    adaptive_keras += [getattr(kl, n) for n in dir(kl) if n.startswith("Adaptive") and "Pooling" in n]
+    adaptive_keras = [
+        kl.GlobalAveragePooling1D,
+        kl.GlobalAveragePooling2D,
+        kl.GlobalAveragePooling3D,
+        kl.GlobalMaxPooling1D,
+        kl.GlobalMaxPooling2D,
+        kl.GlobalMaxPooling3D,
+    ]
+    adaptive_keras += [
+        getattr(kl, n) for n in dir(kl) if n.startswith("Adaptive") and "Pooling" in n
+    ]
     adaptive = registry.register(
         AdaptivePoolConverter,
-        (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-         nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+        (
+            nn.AdaptiveAvgPool1d,
+            nn.AdaptiveAvgPool2d,
+            nn.AdaptiveAvgPool3d,
+            nn.AdaptiveMaxPool1d,
+            nn.AdaptiveMaxPool2d,
+            nn.AdaptiveMaxPool3d,
+        ),
         tuple(adaptive_keras),
         user=False,
     )
@@ -649,9 +757,20 @@ def _register():
         registry.register_function(fn, adaptive, _global_mean)
     pad = registry.register(
         PadConverter,
-        (nn.ZeroPad1d, nn.ZeroPad2d, nn.ZeroPad3d, nn.ConstantPad1d, nn.ConstantPad2d,
-         nn.ConstantPad3d, nn.ReflectionPad1d, nn.ReflectionPad2d, nn.ReflectionPad3d,
-         nn.ReplicationPad1d, nn.ReplicationPad2d, nn.ReplicationPad3d),
+        (
+            nn.ZeroPad1d,
+            nn.ZeroPad2d,
+            nn.ZeroPad3d,
+            nn.ConstantPad1d,
+            nn.ConstantPad2d,
+            nn.ConstantPad3d,
+            nn.ReflectionPad1d,
+            nn.ReflectionPad2d,
+            nn.ReflectionPad3d,
+            nn.ReplicationPad1d,
+            nn.ReplicationPad2d,
+            nn.ReplicationPad3d,
+        ),
         (kl.ZeroPadding1D, kl.ZeroPadding2D, kl.ZeroPadding3D),
         user=False,
     )
@@ -665,14 +784,32 @@ def _register():
     registry.register_function(F.interpolate, upsample, _interpolate)
     dropout = registry.register(
         DropoutConverter,
-        (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.FeatureAlphaDropout),
-        (kl.Dropout, kl.SpatialDropout1D, kl.SpatialDropout2D, kl.SpatialDropout3D,
-         kl.AlphaDropout, kl.GaussianDropout, kl.GaussianNoise),
+        (
+            nn.Dropout,
+            nn.Dropout1d,
+            nn.Dropout2d,
+            nn.Dropout3d,
+            nn.AlphaDropout,
+            nn.FeatureAlphaDropout,
+        ),
+        (
+            kl.Dropout,
+            kl.SpatialDropout1D,
+            kl.SpatialDropout2D,
+            kl.SpatialDropout3D,
+            kl.AlphaDropout,
+            kl.GaussianDropout,
+            kl.GaussianNoise,
+        ),
         user=False,
     )
-    for fn, variant in ((F.dropout, "elementwise"), (F.dropout1d, "channels"),
-                        (F.dropout2d, "channels"), (F.dropout3d, "channels"),
-                        (F.alpha_dropout, "alpha")):
+    for fn, variant in (
+        (F.dropout, "elementwise"),
+        (F.dropout1d, "channels"),
+        (F.dropout2d, "channels"),
+        (F.dropout3d, "channels"),
+        (F.alpha_dropout, "alpha"),
+    ):
         registry.register_function(fn, dropout, _dropout_function(variant))
 
 

@@ -36,8 +36,10 @@ def check_forward(session) -> Check:
         theirs_calls = keras_calls.get(pair.keras_name, [])
         exact_list = exact_calls.get(pair.torch_name, [])
         if reason is None and (not ours_calls or not theirs_calls):
-            reason = "not called in the forward pass" if not ours_calls and not theirs_calls else (
-                f"called by {'torch' if ours_calls else 'Keras'} only"
+            reason = (
+                "not called in the forward pass"
+                if not ours_calls and not theirs_calls
+                else (f"called by {'torch' if ours_calls else 'Keras'} only")
             )
         if reason is not None:
             not_compared.append(f"{pair.label()}: {reason}")
@@ -45,14 +47,19 @@ def check_forward(session) -> Check:
         if len(ours_calls) != len(theirs_calls):
             not_compared.append(
                 f"{pair.label()}: called {len(ours_calls)} times by torch, "
-                f"{len(theirs_calls)} by Keras (the first {min(len(ours_calls), len(theirs_calls))} compared)"
+                f"{len(theirs_calls)} by Keras (the first "
+                f"{min(len(ours_calls), len(theirs_calls))} compared)"
             )
         for index, (ct, ck) in enumerate(zip(ours_calls, theirs_calls, strict=False)):
             ce = exact_list[index] if index < len(exact_list) else None
             if ct.output is None or ck.output is None:
                 continue
             ours = pair.converter.align(pair, ct.output, ck.output.shape)
-            exact = pair.converter.align(pair, ce.output, ck.output.shape) if ce is not None and ce.output is not None else None
+            exact = (
+                pair.converter.align(pair, ce.output, ck.output.shape)
+                if ce is not None and ce.output is not None
+                else None
+            )
             if ours is None:
                 not_compared.append(
                     f"{pair.label()}: torch's output {tuple(ct.output.shape)} does not line "
@@ -66,8 +73,12 @@ def check_forward(session) -> Check:
                 first = _parted(session, pair, previous, layer_gap, bound, ours, ck, ct, ce)
         if first is None:
             previous = pair
-    final = final_alignment(session, torch_out, np.shape(keras_out)) if keras_out is not None else None
-    exact_final = final_alignment(session, exact_out, np.shape(keras_out)) if keras_out is not None else None
+    final = (
+        final_alignment(session, torch_out, np.shape(keras_out)) if keras_out is not None else None
+    )
+    exact_final = (
+        final_alignment(session, exact_out, np.shape(keras_out)) if keras_out is not None else None
+    )
     delta = gap(final, keras_out) if final is not None else float("inf")
     final_bound = _bound(spec, final, exact_final) if final is not None else 0.0
     if first is None and not delta <= final_bound:
@@ -78,7 +89,10 @@ def check_forward(session) -> Check:
             else ""
         )
         if final is None:
-            first = f"the outputs do not line up: torch {np.shape(torch_out)}, keras {np.shape(keras_out)}"
+            first = (
+                f"the outputs do not line up: torch {np.shape(torch_out)}, keras "
+                f"{np.shape(keras_out)}"
+            )
     scale = float(np.max(np.abs(final))) if final is not None and np.size(final) else 1.0
     return Check(
         "forward",
@@ -88,7 +102,8 @@ def check_forward(session) -> Check:
         {
             "rtol": spec.forward_rtol,
             "atol": spec.forward_atol,
-            "rounding_floor": f"{spec.forward_floor_factor:g} x torch's float32 error against a float64 copy",
+            "rounding_floor": f"{spec.forward_floor_factor:g} x torch's float32 error "
+            "against a float64 copy",
         },
         {
             "first_failure": first,
@@ -113,10 +128,14 @@ def _parted(session, pair, previous, layer_gap, bound, ours, keras_call, torch_c
         text += f"; its input already differs by {input_gap[0]:.2e}"
         between = _between(session, previous, pair)
         if between:
-            text += f"; between {previous.torch_name if previous else 'the inputs'} and it: " + "; ".join(between)
+            text += (
+                f"; between {previous.torch_name if previous else 'the inputs'} and it: "
+                + "; ".join(between)
+            )
     else:
         text += (
-            f"; every layer up to {previous.torch_name} agrees" if previous is not None
+            f"; every layer up to {previous.torch_name} agrees"
+            if previous is not None
             else "; it is the first layer compared"
         )
         if input_gap is not None:
@@ -135,7 +154,11 @@ def _input_gap(session, pair, torch_call, keras_call, exact_call):
     if not torch_call.inputs or not keras_call.inputs:
         return None
     theirs = keras_call.inputs[0]
-    if theirs is None or torch_call.inputs[0] is None or not np.issubdtype(np.asarray(theirs).dtype, np.floating):
+    if (
+        theirs is None
+        or torch_call.inputs[0] is None
+        or not np.issubdtype(np.asarray(theirs).dtype, np.floating)
+    ):
         return None
     torch_side = layout.torch_layout(pair)
     ours = layout.align(torch_call.inputs[0], np.shape(theirs), torch_side, pair.keras_layout)
@@ -152,7 +175,11 @@ def _between(session, previous, pair) -> list[str]:
     with their settings (an unpaired GELU of another approximation shows here)."""
     lines = []
     for side in ("torch", "keras"):
-        start = 0 if previous is None else (previous.torch_unit if side == "torch" else previous.keras_unit).order
+        start = (
+            0
+            if previous is None
+            else (previous.torch_unit if side == "torch" else previous.keras_unit).order
+        )
         end = (pair.torch_unit if side == "torch" else pair.keras_unit).order
         found = []
         for candidate in session.pairing.pairs:
@@ -161,8 +188,15 @@ def _between(session, previous, pair) -> list[str]:
                 differing = [s for s in candidate.converter.settings(candidate) if s.differs]
                 found.append(
                     unit.label()
-                    + (" (" + ", ".join(f"{s.name}: torch {s.torch} vs keras {s.keras}" for s in differing) + ")"
-                       if differing else "")
+                    + (
+                        " ("
+                        + ", ".join(
+                            f"{s.name}: torch {s.torch} vs keras {s.keras}" for s in differing
+                        )
+                        + ")"
+                        if differing
+                        else ""
+                    )
                 )
         for unit in session.pairing.unpaired:
             if unit.side == side and start < unit.order < end:
@@ -176,6 +210,10 @@ def _describe(unit) -> str:
     from compare.pair.layers import weightless
 
     if unit.kind == "activation":
-        found = weightless.keras_activation(unit.obj) if unit.side == "keras" else weightless.torch_activation(unit.obj)
+        found = (
+            weightless.keras_activation(unit.obj)
+            if unit.side == "keras"
+            else weightless.torch_activation(unit.obj)
+        )
         return weightless._words(found)
     return unit.kind

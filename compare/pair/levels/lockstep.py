@@ -17,10 +17,10 @@ Stage: pair.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from compare.pair import layers_state, trace
+from compare.pair.levels import training
 from compare.pair.levels.structure import final_alignment
 from compare.pair.levels.training import copy_pairs
 from compare.pair.matching import has_weights
@@ -46,12 +46,9 @@ def _batchnorm_pairs(pairs):
 def _torch_run(session, model, pairs, data, unit_list, nudge=False, float64=False):
     """Train torch on `data`; per step (loss, per pair Keras-layout state, BatchNorm
     variances in Keras's convention); and the Bessel surpluses at the end."""
-    import torch
 
     if nudge:
-        with torch.no_grad():
-            for p in model.parameters():
-                p.copy_(torch.nextafter(p, torch.full_like(p, np.inf)))
+        training.nudge(model)
     optimizer = session.optimizers.torch(model)
     norms = _batchnorm_pairs(pairs)
     surplus, seen = dict.fromkeys(norms), {}
@@ -140,7 +137,15 @@ def _keras_run(session, data):
             value = model.train_on_batch(inputs.keras_inputs, session.keras_targets(y))
             value = value[0] if isinstance(value, (list, tuple)) else value
             history.append(
-                (float(value), [[np.asarray(w) for w in p.keras_layer.get_weights()] if has_weights(p.torch_unit) else [] for p in session.pairing.pairs])
+                (
+                    float(value),
+                    [
+                        [np.asarray(w) for w in p.keras_layer.get_weights()]
+                        if has_weights(p.torch_unit)
+                        else []
+                        for p in session.pairing.pairs
+                    ],
+                )
             )
     return history
 
@@ -163,7 +168,9 @@ def check_lockstep(session) -> Check:
         exact_out = _inference_in_keras_convention(session, wide, wide_pairs, surplus, float64=True)
         nudged_model, nudged_units = session.torch_copy(float64=False)
         nudged_pairs = copy_pairs(session, nudged_units)
-        nudged, surplus = _torch_run(session, nudged_model, nudged_pairs, data, nudged_units, nudge=True)
+        nudged, surplus = _torch_run(
+            session, nudged_model, nudged_pairs, data, nudged_units, nudge=True
+        )
         nudged_out = _inference_in_keras_convention(session, nudged_model, nudged_pairs, surplus)
         ours, surplus = _torch_run(session, model, pairs, data, session.torch_units())
         ours_out = _inference_in_keras_convention(session, model, pairs, surplus)
@@ -171,11 +178,16 @@ def check_lockstep(session) -> Check:
         theirs = _keras_run(session, data)
         theirs_out, _ = session.run_keras(record=False)
     first, worst, horizon = None, 0.0, None
-    for step, ((loss_t, state_t), (loss_n, state_n), (loss_e, state_e), (loss_k, state_k)) in enumerate(
-        zip(ours, nudged, exact, theirs, strict=True), start=1
-    ):
+    for step, (
+        (loss_t, state_t),
+        (loss_n, state_n),
+        (loss_e, state_e),
+        (loss_k, state_k),
+    ) in enumerate(zip(ours, nudged, exact, theirs, strict=True), start=1):
         loss_gap = abs(loss_t - loss_k)
-        loss_bound = max(spec.loss_atol, factor * abs(loss_t - loss_n), factor * abs(loss_t - loss_e))
+        loss_bound = max(
+            spec.loss_atol, factor * abs(loss_t - loss_n), factor * abs(loss_t - loss_e)
+        )
         worst = max(worst, loss_gap)
         if first is None and not loss_gap <= loss_bound:
             first = f"step {step}: the loss differs by {loss_gap:.2e} (bound {loss_bound:.2e})"
@@ -195,7 +207,9 @@ def check_lockstep(session) -> Check:
                         f"step {step}: {pair.keras_name}.{name} ({pair.label()}) differs by "
                         f"{delta:.2e} (bound {max(plain, floor):.2e})"
                     )
-                    rows = [s for s in pair.converter.settings(pair) if s.differs and not s.intrinsic]
+                    rows = [
+                        s for s in pair.converter.settings(pair) if s.differs and not s.intrinsic
+                    ]
                     if rows:
                         first += "; settings that differ here: " + "; ".join(
                             f"{s.name} torch {s.torch} vs keras {s.keras}" for s in rows
@@ -204,7 +218,9 @@ def check_lockstep(session) -> Check:
     aligned = final_alignment(session, ours_out, shape)
     out_gap = float("inf") if aligned is None else gap(aligned, theirs_out)
     out_bound = max(
-        bound_of(aligned if aligned is not None else ours_out, spec.forward_rtol, spec.forward_atol),
+        bound_of(
+            aligned if aligned is not None else ours_out, spec.forward_rtol, spec.forward_atol
+        ),
         factor * gap(ours_out, nudged_out),
         factor * gap(ours_out, exact_out),
     )
@@ -222,7 +238,8 @@ def check_lockstep(session) -> Check:
         {
             "atol": spec.lockstep_atol,
             "rtol": spec.lockstep_rtol,
-            "rounding_floor": f"{factor:g} x torch's own drift: from a one-ulp nudged start, and from a float64 copy",
+            "rounding_floor": f"{factor:g} x torch's own drift: from a one-ulp nudged start, "
+            "and from a float64 copy",
         },
         {
             "first_failure": first,
@@ -236,5 +253,3 @@ def check_lockstep(session) -> Check:
             "dropout": "off on both sides",
         },
     )
-
-

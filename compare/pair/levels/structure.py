@@ -52,8 +52,12 @@ def check_structure(session, final_shapes) -> Check:
         if aligned is None:
             problems.append(f"output shapes differ: torch {torch_shape}, keras {keras_shape}")
     counts = {
-        "torch_trainable": sum(p.numel() for p in session.torch_model.parameters() if p.requires_grad),
-        "keras_trainable": int(sum(np.prod(w.shape) for w in session.keras_model.trainable_weights)),
+        "torch_trainable": sum(
+            p.numel() for p in session.torch_model.parameters() if p.requires_grad
+        ),
+        "keras_trainable": int(
+            sum(np.prod(w.shape) for w in session.keras_model.trainable_weights)
+        ),
     }
     return Check(
         "structure",
@@ -65,11 +69,17 @@ def check_structure(session, final_shapes) -> Check:
             "first_failure": problems[0] if problems else None,
             "problems": problems,
             "layer_pairs": [f"{p.label()} [{p.how}]" for p in session.pairing.pairs],
-            "not_compared": [f"{u.side} {u.label()}: no counterpart" for u in session.pairing.unpaired],
-            "inside_other_layers": [f"torch {u.label()}: {why}" for u, why in session.pairing.absorbed],
+            "kinds": sorted({p.kind for p in session.pairing.pairs}),
+            "not_compared": [
+                f"{u.side} {u.label()}: no counterpart" for u in session.pairing.unpaired
+            ],
+            "inside_other_layers": [
+                f"torch {u.label()}: {why}" for u, why in session.pairing.absorbed
+            ],
             "ambiguous": session.pairing.ambiguous,
             "buffers_not_weights": [
-                f"{module}.{name} {shape} {dtype}" for module, name, shape, dtype in sides.torch_buffers
+                f"{module}.{name} {shape} {dtype}"
+                for module, name, shape, dtype in sides.torch_buffers
             ],
             "parameter_count": counts,
             "output_shape": {
@@ -110,7 +120,9 @@ def last_layouts(session) -> tuple[str, str]:
     (a segmentation map is channels-first in torch, channels-last in Keras)."""
     last = None
     for pair in session.pairing.pairs:
-        if pair.keras_unit.calls and (last is None or pair.keras_unit.order > last.keras_unit.order):
+        if pair.keras_unit.calls and (
+            last is None or pair.keras_unit.order > last.keras_unit.order
+        ):
             last = pair
     return ("last", "last") if last is None else (layout.torch_layout(last), last.keras_layout)
 
@@ -131,9 +143,7 @@ def _random_rates(session) -> list[str]:
         ours = pair.converter.random_rate(pair.torch_module)
         theirs = pair.converter.random_rate(pair.keras_layer)
         if not np.isclose(ours, theirs, atol=1e-9):
-            problems.append(
-                f"{pair.label()}: torch drops {ours:g} in training, Keras {theirs:g}"
-            )
+            problems.append(f"{pair.label()}: torch drops {ours:g} in training, Keras {theirs:g}")
     for side in ("torch", "keras"):
         for unit in session.random_units(side):
             converter = unit.converters[0]

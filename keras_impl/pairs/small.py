@@ -1,4 +1,4 @@
-"""Keras halves of the parity zoo: the ports of pytorch_impl.pairs' models, in the same
+"""Keras halves of the parity zoo: the ports of pytorch_impl.pairs.small. models, in the same
 order. The correct port is the default; each builder's arguments are the porting bugs
 the zoo's tests inject (a Keras default left in place, another padding).
 """
@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import keras
 from keras import layers
-
-from keras_impl import backends
 
 
 def _batchnorm(name, epsilon, momentum):
@@ -80,21 +78,3 @@ def densenet121_transfer(image_size: int = 32, epsilon: float | None = 1e-5) -> 
     x = layers.Dense(500, activation="relu", name="fc1")(base.output)
     x = layers.Dense(2, name="fc2")(x)
     return keras.Model(inputs, layers.Activation(keras.activations.log_softmax)(x))
-
-
-PAIRS = {
-    "resnet_bn": resnet_bn,
-    "text_rnn": text_rnn,
-    "layernorm_mlp": layernorm_mlp,
-    "densenet121_transfer": densenet121_transfer,
-}
-
-
-def pair_model(name: str, **port) -> keras.Model:
-    return PAIRS[name](**port)
-
-
-def value_and_gradients(model: keras.Model, loss_of):
-    # Parity: the Keras API has no "gradients of this loss" call; each backend computes
-    # them its own way (keras_impl.backends), as fit's train_step does.
-    return backends.current().value_and_gradients(model, loss_of)

@@ -1,6 +1,6 @@
 """PyTorch halves of the parity zoo: models written as a user writes them, not from a
-spec, to prove `compare.parity.pair` on real architectures (keras_impl.pairs has the
-other halves, in the same order; compare.parity.pair.zoo the inputs and recipes).
+spec, to prove the pair engine on small architectures (keras_impl.pairs.small has the
+other halves, in the same order; compare.parity.zoo the inputs and recipes).
 
 Each builder takes the settings a porting bug changes; the defaults are the torch
 defaults, which the Keras halves align to with `# Parity:` comments.
@@ -113,25 +113,3 @@ class DenseNetTransfer(nn.Module):
 
 def densenet121_transfer() -> nn.Module:
     return DenseNetTransfer()
-
-
-PAIRS = {
-    "resnet_bn": resnet_bn,
-    "text_rnn": text_rnn,
-    "layernorm_mlp": layernorm_mlp,
-    "densenet121_transfer": densenet121_transfer,
-}
-
-
-def pair_model(name: str, **port) -> nn.Module:
-    # Parity: the torch halves are the reference; porting bugs are injected on Keras's.
-    if port:
-        raise ValueError(f"the torch half of {name} takes no port options, got {sorted(port)}")
-    return PAIRS[name]()
-
-
-def value_and_gradients(model: nn.Module, loss_of):
-    """loss_of(model), then torch.autograd.grad over the trainable parameters."""
-    loss = loss_of(model)
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    return loss, list(torch.autograd.grad(loss, parameters, allow_unused=True))
