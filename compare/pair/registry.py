@@ -152,6 +152,10 @@ class Converter:
 
         return layout.align(torch_output, keras_shape, layout.torch_layout(pair), pair.keras_layout)
 
+    def align_input(self, pair, torch_input: np.ndarray, keras_shape: tuple):
+        """torch's input to the layer in the Keras layer's layout (None: not comparable)."""
+        return self.align(pair, torch_input, keras_shape) if self.weighted else None
+
     def torch_parts(self, module) -> list[str]:
         """Suffixes of the units one torch module makes ([""]: one; an LSTM of
         num_layers=2 makes one per layer, each paired with one Keras layer)."""

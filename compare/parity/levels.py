@@ -92,7 +92,7 @@ def check_structure(torch_model, keras_model, x: np.ndarray) -> Check:
     )
 
 
-def check_weights(experiment: ExperimentSpec, x: np.ndarray) -> Check:
+def check_weights(experiment: ExperimentSpec, x: np.ndarray | None = None) -> Check:
     """Round trips torch -> canonical -> Keras -> canonical -> torch, and from Keras back."""
     torch_model, keras_model = T.build_model(experiment.model), K.build_model(experiment.model)
     start = T.get_weights(torch_model)
@@ -121,6 +121,9 @@ def check_weights(experiment: ExperimentSpec, x: np.ndarray) -> Check:
     # canonical layout, must put the same arrays in Keras: two conversions of one model
     # agreeing bit for bit (a wrong flatten permutation in either shows).
     mapped = K.build_model(experiment.model)
+    if x is None:  # any images of the spec's size: the trace needs a forward pass
+        size = experiment.data.image_size
+        x = np.random.default_rng(0).normal(size=(2, size, size)).astype(np.float32)
     pair.check_pair(
         torch_again_for(experiment, start),
         mapped,

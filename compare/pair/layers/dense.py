@@ -23,14 +23,17 @@ def flatten_order(hwc: tuple[int, int, int]) -> np.ndarray:
 
 
 def flatten_source(layer) -> tuple[int, int, int] | None:
-    """(H, W, C) when the Keras layer reads a Flatten of a channels-last 3-D map."""
+    """(H, W, C) when the Keras layer reads a Flatten (or a flattening Reshape) of a
+    channels-last 3-D map."""
     try:
         source = layer.input._keras_history.operation
     except (AttributeError, ValueError):
         return None
-    if type(source).__name__ != "Flatten":
-        return None
-    if getattr(source, "data_format", "channels_last") == "channels_first":
+    name = type(source).__name__
+    flattens = name == "Flatten" or (
+        name == "Reshape" and len(getattr(source, "target_shape", ())) == 1
+    )  # Reshape((-1,)) flattens as Flatten does
+    if not flattens or getattr(source, "data_format", "channels_last") == "channels_first":
         return None
     try:
         before = source.input._keras_history.operation
@@ -48,6 +51,13 @@ class LinearToDense(Converter):
 
     def prepare(self, pair):
         pair.context["flatten_hwc"] = flatten_source(pair.keras_layer)
+
+    def align_input(self, pair, torch_input, keras_shape):
+        # After a Flatten, Keras's features come in (H, W, C) order, torch's in (C, H, W).
+        hwc = pair.context.get("flatten_hwc")
+        if hwc is not None and torch_input.ndim == 2:
+            torch_input = torch_input[:, flatten_order(hwc)]
+        return torch_input if torch_input.shape == tuple(keras_shape) else None
 
     def to_keras(self, pair, a):
         kernel = a["weight"].T

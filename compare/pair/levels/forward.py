@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from compare.pair import layout
 from compare.pair.levels.structure import final_alignment
 from compare.pair.result import Check, bound_of, gap, where
 
@@ -160,13 +159,12 @@ def _input_gap(session, pair, torch_call, keras_call, exact_call):
         or not np.issubdtype(np.asarray(theirs).dtype, np.floating)
     ):
         return None
-    torch_side = layout.torch_layout(pair)
-    ours = layout.align(torch_call.inputs[0], np.shape(theirs), torch_side, pair.keras_layout)
+    ours = pair.converter.align_input(pair, torch_call.inputs[0], np.shape(theirs))
     if ours is None:
         return None
     exact = None
     if exact_call is not None and exact_call.inputs:
-        exact = layout.align(exact_call.inputs[0], np.shape(theirs), torch_side, pair.keras_layout)
+        exact = pair.converter.align_input(pair, exact_call.inputs[0], np.shape(theirs))
     return gap(ours, theirs), _bound(session.spec, ours, exact)
 
 
