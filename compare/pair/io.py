@@ -103,7 +103,7 @@ def prepare(torch_model, keras_model, inputs, keras_inputs=None, input_names=Non
         keras_side = {}
         for index, (name, array) in enumerate(torch_kwargs.items()):
             keras_name = input_names.get(name, name)
-            spec = _spec_for(declared, keras_name, index)
+            spec = _spec_for(declared, keras_name, index, keras_model)
             keras_side[keras_name] = _for_keras(array, spec, keras_model, torch_model, notes, name)
         value = keras_side
         if len(keras_side) == 1 and declared is not None and len(declared) == 1:
@@ -124,9 +124,12 @@ def _declared_inputs(keras_model):
         return None
 
 
-def _spec_for(declared, name, index):
+def _spec_for(declared, name, index, keras_model=None):
     if not declared:
         return None
+    struct = getattr(keras_model, "_inputs_struct", None)
+    if name is not None and isinstance(struct, dict) and name in struct:
+        return struct[name]  # a functional model built on a dict of inputs
     if name is not None:
         for spec in declared:
             if _input_name(spec) == name:

@@ -167,24 +167,26 @@ def check_forward(torch_model, keras_model, x: np.ndarray, parity: ParitySpec) -
         for reference, other in (logits, probabilities)
     )
     abs_diff, rel_diff = differences([logits[0], probabilities[0]], [logits[1], probabilities[1]])
-    # Where the two part: the engine's layer-by-layer comparison of these two models
-    # (compare.pair, their weights as the study set them), as for a user's pair; the
-    # logits above are predict's.
-    located = (
-        pair.check_pair(
-            torch_model,
-            keras_model,
-            x,
-            keras_inputs=x,
-            weights="as_given",
-            levels=("structure", "weights", "forward"),
-            spec=pair.PairSpec(forward_rtol=parity.forward_rtol, forward_atol=parity.forward_atol),
-        )
-        .entry["details"]
-        .get("forward", {})
-    )
-    first = None
+    # Where the two part, when they do: the engine's layer-by-layer comparison of these
+    # two models (compare.pair, their weights as the study set them), as for a user's
+    # pair; the logits above are predict's.
+    located, first = {}, None
     if not close:
+        located = (
+            pair.check_pair(
+                torch_model,
+                keras_model,
+                x,
+                keras_inputs=x,
+                weights="as_given",
+                levels=("structure", "weights", "forward"),
+                spec=pair.PairSpec(
+                    forward_rtol=parity.forward_rtol, forward_atol=parity.forward_atol
+                ),
+            )
+            .entry["details"]
+            .get("forward", {})
+        )
         first = located.get("first_failure") or (
             "the logits differ, but every weighted layer's output agrees when both models "
             "run in inference mode: look at predict itself (its mode, batching)"

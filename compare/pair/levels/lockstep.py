@@ -206,6 +206,7 @@ def check_lockstep(session) -> Check:
                     first = (
                         f"step {step}: {pair.keras_name}.{name} ({pair.label()}) differs by "
                         f"{delta:.2e} (bound {max(plain, floor):.2e})"
+                        + training.intrinsic_note(pair)
                     )
                     rows = [
                         s for s in pair.converter.settings(pair) if s.differs and not s.intrinsic

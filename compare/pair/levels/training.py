@@ -266,9 +266,16 @@ def _first_parameter_gap(session, atol, rtol):
             if first is None and not delta <= bound:
                 first = (
                     f"{pair.keras_name}.{weight.path.split('/')[-1]} ({pair.label()}) differs by "
-                    f"{delta:.2e} (bound {bound:.2e})"
+                    f"{delta:.2e} (bound {bound:.2e})" + intrinsic_note(pair)
                 )
     return first, worst
+
+
+def intrinsic_note(pair) -> str:
+    """The differences no setting removes at this pair, which may explain a training gap
+    (an LSTM's two trained biases)."""
+    rows = [s for s in pair.converter.settings(pair) if s.intrinsic and s.differs]
+    return "".join(f"; {s.name}: torch {s.torch}, keras {s.keras} ({s.effect})" for s in rows)
 
 
 def optimizer_rows(torch_optimizer, keras_optimizer) -> list[dict]:
