@@ -62,6 +62,43 @@ def check_pair(
     """
     frameworks.prepare()
     layers.load()
+    with frameworks.quiet():
+        return _check_pair(
+            torch_model,
+            keras_model,
+            inputs,
+            y,
+            loss,
+            optimizers,
+            keras_inputs,
+            input_names,
+            output,
+            keras_output,
+            mapping_names,
+            weights,
+            spec,
+            levels,
+            name,
+        )
+
+
+def _check_pair(
+    torch_model,
+    keras_model,
+    inputs,
+    y,
+    loss,
+    optimizers,
+    keras_inputs,
+    input_names,
+    output,
+    keras_output,
+    mapping_names,
+    weights,
+    spec,
+    levels,
+    name,
+) -> ParityReport:
     import keras
 
     spec = spec or PairSpec()
@@ -179,7 +216,7 @@ def _shape(array):
 def _transplant(session) -> None:
     """torch's weights (and BatchNorm statistics) into every paired Keras layer."""
     for pair in session.pairing.pairs:
-        if matching.has_weights(pair.torch_unit) and matching.has_weights(pair.keras_unit):
+        if units.has_weights(pair.torch_unit) and units.has_weights(pair.keras_unit):
             try:
                 pair.keras_layer.set_weights(pair.to_keras(pair.torch_arrays()))
             except Exception as error:  # noqa: BLE001

@@ -141,3 +141,19 @@ def switched_off(units):
     finally:
         for step in reversed(undo):
             step()
+
+
+@contextlib.contextmanager
+def quiet():
+    """TensorFlow's Python warnings off for a check (a layer called eagerly on inputs of
+    several shapes logs "triggered tf.function retracing", which says nothing about the
+    pair); the user's logging level comes back after."""
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)

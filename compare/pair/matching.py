@@ -16,11 +16,10 @@ Stage: pair.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import re
 
-from compare.pair import layout, registry
-from compare.pair.units import LayerPair, Sides, Unit
+from compare.pair import grouping
+from compare.pair.units import LayerPair, Sides, Unit, has_weights
 
 
 class MappingError(ValueError):
@@ -38,21 +37,6 @@ class Pairing:
     # sublayers, a separable pair as one).
     torch_units: list[Unit] = dataclasses.field(default_factory=list)
     keras_units: list[Unit] = dataclasses.field(default_factory=list)
-
-
-def has_weights(unit: Unit) -> bool:
-    converter = unit.converters[0]
-    if not converter.weighted:
-        return False
-    obj = unit.obj
-    if unit.side == "keras":
-        return bool(getattr(obj, "weights", []))
-    if hasattr(obj, "state_dict") and not hasattr(obj, "named_parameters"):
-        return True  # a torch unit of two modules
-    if converter.owns_children:
-        return any(True for _ in obj.state_dict())
-    own = list(obj.named_parameters(recurse=False)) + list(obj.named_buffers(recurse=False))
-    return bool(own)
 
 
 def normalised(name: str) -> str:
@@ -116,9 +100,9 @@ def pair_sides(
 ) -> Pairing:
     matcher = _Matcher(sides)
     torch_units = list(sides.torch)
-    keras_units = _choose_granularity(sides.keras, torch_units)
+    keras_units = grouping.choose_granularity(sides.keras, torch_units)
     absorbed: list[tuple[Unit, str]] = []
-    torch_units = _merge_separable(torch_units, keras_units, absorbed)
+    torch_units = grouping.merge_separable(torch_units, keras_units, absorbed)
     keras_units = [
         u for u in keras_units if u.converters[0].align_key(u.obj) != "activation:linear"
     ]
@@ -153,8 +137,8 @@ def pair_sides(
             continue
         take(pair, "mapping")
 
-    weighted_t = _by_order([u for u in torch_units if has_weights(u)])
-    weighted_k = _by_order([u for u in keras_units if has_weights(u)])
+    weighted_t = grouping.by_order([u for u in torch_units if has_weights(u)])
+    weighted_k = grouping.by_order([u for u in keras_units if has_weights(u)])
     # 2. Names that agree (torch's `encoder.fc1` and Keras's `encoder_fc1`).
     keras_names: dict[str, list[Unit]] = {}
     for k in weighted_k:
@@ -210,7 +194,9 @@ def pair_sides(
                 _left("keras", k, [t for t in weighted_t if id(t) not in paired_t], matcher)
             )
     # 5. Weightless units between their weighted neighbours.
-    unpaired = _pair_weightless(torch_units, keras_units, pairs, matcher, take, input_layout)
+    unpaired = grouping.pair_weightless(
+        torch_units, keras_units, pairs, matcher, take, input_layout
+    )
     pairs.sort(key=lambda p: (p.torch_unit.order, p.keras_unit.order))
     _note_sources(pairs, keras_units)
     return Pairing(pairs, problems, unpaired, ambiguous, absorbed, torch_units, keras_units)
@@ -236,10 +222,6 @@ def _keras_named(units, name):
         return exact[0]
     tail = [u for u in units if u.name.split("/")[-1] == name]
     return tail[0] if len(tail) == 1 else None
-
-
-def _by_order(units: list[Unit]) -> list[Unit]:
-    return sorted(units, key=lambda u: u.order)  # stable: uncalled units keep their order
 
 
 def _consistent(t, k, share_t, share_k, paired_t, paired_k) -> bool:
@@ -310,122 +292,3 @@ def _left(side: str, unit: Unit, others: list[Unit], matcher: _Matcher) -> str:
                 f"{r.name} torch {r.torch} vs keras {r.keras}" for r in rows
             )
     return text
-
-
-def _choose_granularity(keras_units: list[Unit], torch_units: list[Unit]) -> list[Unit]:
-    """An expandable Keras layer (MultiHeadAttention) is one unit where torch has units of
-    its kind, else its sublayers are."""
-    parents = {id(u.expands): u.expands for u in keras_units if u.expands is not None}
-    whole = set()
-    for parent_id, parent in parents.items():
-        if any(any(c is d for d in parent.converters) for t in torch_units for c in t.converters):
-            whole.add(parent_id)
-    out = []
-    for unit in keras_units:
-        if unit.expands is not None and id(unit.expands) in whole:
-            continue
-        if id(unit) in parents and id(unit) not in whole:
-            continue
-        out.append(unit)
-    return out
-
-
-def _merge_separable(torch_units, keras_units, absorbed):
-    """A depthwise torch convolution and the 1x1 one reading its output, as one unit,
-    as many times as Keras has SeparableConv layers."""
-    wanted = sum(1 for k in keras_units if k.kind == "separable")
-    if not wanted:
-        return torch_units
-    from compare.pair.layers.conv import SeparablePair
-
-    out, skip = list(torch_units), set()
-    by_input = {}
-    for unit in torch_units:
-        if unit.calls and unit.calls[0].input_id is not None:
-            by_input.setdefault(unit.calls[0].input_id, []).append(unit)
-    for depthwise in _by_order(torch_units):
-        if wanted == 0:
-            break
-        module = depthwise.obj
-        if (
-            depthwise.kind != "conv"
-            or getattr(module, "groups", 1) != getattr(module, "in_channels", 0)
-            or not depthwise.calls
-        ):
-            continue
-        readers = [u for u in by_input.get(depthwise.calls[0].output_id, []) if u.kind == "conv"]
-        pointwise = next((u for u in readers if all(k == 1 for k in u.obj.kernel_size)), None)
-        if pointwise is None:
-            continue
-        obj = SeparablePair(depthwise, pointwise)
-        merged = Unit(
-            "torch", f"{depthwise.name}+{pointwise.name}", obj, registry.candidates(obj, "torch")
-        )
-        merged.calls = pointwise.calls
-        index = out.index(depthwise)
-        out[index] = merged
-        skip.add(id(pointwise))
-        absorbed.append((depthwise, f"inside Keras's separable convolution with {pointwise.name}"))
-        wanted -= 1
-    return [u for u in out if id(u) not in skip]
-
-
-def _pair_weightless(torch_units, keras_units, pairs, matcher, take, input_layout):
-    """Weightless units grouped by the weighted pair that ran last before them on each
-    side, lined up by kind (an activation by its function) within each group."""
-    anchors = list(pairs)
-
-    def groups(units, side):
-        side_anchors = sorted(
-            anchors, key=lambda p: (p.torch_unit if side == "torch" else p.keras_unit).order
-        )
-        found: dict[int, list[Unit]] = {}
-        for unit in units:
-            if has_weights(unit) or not unit.calls:
-                continue
-            before = None
-            for pair in side_anchors:
-                own = pair.torch_unit if side == "torch" else pair.keras_unit
-                if own.order < unit.order:
-                    before = pair
-            found.setdefault(id(before) if before else 0, []).append(unit)
-        return found, {id(p): p for p in anchors}
-
-    torch_groups, by_id = groups(torch_units, "torch")
-    keras_groups, _ = groups(keras_units, "keras")
-    unpaired = []
-    for key in set(torch_groups) | set(keras_groups):
-        ours, theirs = _by_order(torch_groups.get(key, [])), _by_order(keras_groups.get(key, []))
-        anchor = by_id.get(key)
-        layouts = (layout.torch_layout(anchor), anchor.keras_layout) if anchor else input_layout
-        matched_t, matched_k = set(), set()
-        a = [u.converters[0].align_key(u.obj) for u in ours]
-        b = [u.converters[0].align_key(u.obj) for u in theirs]
-        lined_up = []
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
-            None, a, b, autojunk=False
-        ).get_opcodes():
-            if tag == "equal" or (
-                # The same kind at the same place, another variant (a sigmoid where torch
-                # has a hard sigmoid): paired, so that the setting is named.
-                tag == "replace"
-                and i2 - i1 == j2 - j1
-                and all(
-                    x.split(":")[0] == y.split(":")[0]
-                    for x, y in zip(a[i1:i2], b[j1:j2], strict=True)
-                )
-            ):
-                lined_up += list(zip(range(i1, i2), range(j1, j2), strict=True))
-        for index_t, index_k in lined_up:
-            t, k = ours[index_t], theirs[index_k]
-            pair, _ = matcher.fit(t, k)
-            if pair is None:
-                continue
-            pair.context.setdefault("torch_layout", layouts[0])
-            pair.context.setdefault("keras_layout", layouts[1])
-            take(pair, "order, between the same weighted layers")
-            matched_t.add(id(t))
-            matched_k.add(id(k))
-        unpaired += [u for u in ours if id(u) not in matched_t]
-        unpaired += [u for u in theirs if id(u) not in matched_k]
-    return unpaired

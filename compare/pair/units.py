@@ -196,6 +196,21 @@ def torch_units(model) -> tuple[list[Unit], list, list]:
     return units, unknown, buffers
 
 
+def has_weights(unit: Unit) -> bool:
+    converter = unit.converters[0]
+    if not converter.weighted:
+        return False
+    obj = unit.obj
+    if unit.side == "keras":
+        return bool(getattr(obj, "weights", []))
+    if hasattr(obj, "state_dict") and not hasattr(obj, "named_parameters"):
+        return True  # a torch unit of two modules
+    if converter.owns_children:
+        return any(True for _ in obj.state_dict())
+    own = list(obj.named_parameters(recurse=False)) + list(obj.named_buffers(recurse=False))
+    return bool(own)
+
+
 def own_weights(layer) -> list:
     """The Keras layer's own variables (not its sublayers'), seed states excluded."""
     inner = {id(v) for sub in _children(layer) for v in sub.weights}

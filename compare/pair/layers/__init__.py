@@ -8,7 +8,7 @@ torch and Keras): `load()`.
   RMSNorm / BatchNormalization, LayerNormalization, GroupNormalization, RMSNormalization;
 - recurrent: LSTM, GRU (bidirectional, num_layers) / LSTM, GRU, Bidirectional;
 - attention: MultiheadAttention / MultiHeadAttention;
-- weightless: activations, PReLU, pooling, padding, upsampling, dropout;
+- activation (PReLU too), pooling, resampling (padding, upsampling), dropout;
 - library: torchvision's CNBlock layer scale, StochasticDepth / keras.applications'
   LayerScale, StochasticDepth.
 
@@ -19,7 +19,18 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = ("dense", "conv", "norm", "recurrent", "attention", "weightless", "library")
+_MODULES = (
+    "dense",
+    "conv",
+    "norm",
+    "recurrent",
+    "attention",
+    "activation",
+    "pooling",
+    "resampling",
+    "dropout",
+    "library",
+)
 _loaded = False
 
 

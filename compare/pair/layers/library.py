@@ -10,7 +10,7 @@ Stage: pair.
 from __future__ import annotations
 
 from compare.pair import registry
-from compare.pair.layers.weightless import DropoutConverter
+from compare.pair.layers.dropout import DropoutConverter
 from compare.pair.registry import Converter, Setting
 
 

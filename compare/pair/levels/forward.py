@@ -205,7 +205,7 @@ def _between(session, previous, pair) -> list[str]:
 
 
 def _describe(unit) -> str:
-    from compare.pair.layers import weightless
+    from compare.pair.layers import activation as weightless
 
     if unit.kind == "activation":
         found = (

@@ -23,8 +23,8 @@ from compare.pair import layers_state, trace
 from compare.pair.levels import training
 from compare.pair.levels.structure import final_alignment
 from compare.pair.levels.training import copy_pairs
-from compare.pair.matching import has_weights
 from compare.pair.result import Check, bound_of, gap
+from compare.pair.units import has_weights
 
 
 def batches(session):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from compare.pair import layout
-from compare.pair.matching import has_weights
 from compare.pair.result import Check, gap
+from compare.pair.units import has_weights
 
 
 def check_structure(session, final_shapes) -> Check:

@@ -15,9 +15,9 @@ import dataclasses
 import numpy as np
 
 from compare.pair import frameworks, layers_state, trace
-from compare.pair.matching import has_weights
 from compare.pair.result import Check, bound_of, differences, gap
 from compare.pair.session import unit_parameters
+from compare.pair.units import has_weights
 
 
 def torch_gradients(session, model=None, pairs=None, float64=False, unit_list=None):

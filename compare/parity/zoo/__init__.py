@@ -11,7 +11,8 @@ Stage: parity.
 
 from __future__ import annotations
 
-from compare.parity.zoo.cases import Case, WrongPort, cases
+from compare.parity.zoo.cases import Case, WrongPort
+from compare.parity.zoo.catalog import cases
 from compare.parity.zoo.check import check_case
 
 __all__ = ["Case", "WrongPort", "cases", "check_case"]

@@ -93,7 +93,7 @@ def check_zoo(args) -> dict:
     import keras
 
     from compare.errors import UserError
-    from compare.parity.zoo import cases
+    from compare.parity.zoo.catalog import cases
 
     found = cases()
     chosen = args.zoo_cases or list(found)

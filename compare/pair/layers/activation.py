@@ -1,0 +1,259 @@
+"""Activations, paired so that the forward level compares their outputs and the
+structure level names a variant that differs (GELU exact or tanh: keras.ops.gelu
+approximates by default, keras.activations.gelu does not; ReLU6, hard-swish, leaky
+slopes), a Keras layer's own `activation=` included; and PReLU, for its slopes. torch's
+functional forms (`F.gelu`, `torch.relu`, ...) are recorded by the trace when called
+outside any unit.
+
+Stage: pair.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+from compare.pair import registry
+from compare.pair.layers.common import _bind, _Inherit
+from compare.pair.registry import Converter, Setting
+from compare.pair.units import FunctionalOp, FusedActivation
+
+# --- activations -----------------------------------------------------------------------
+
+_TORCH_MODULE_ACTIVATIONS = {
+    "ReLU": lambda m: {"function": "relu"},
+    "ReLU6": lambda m: {"function": "relu6"},
+    "LeakyReLU": lambda m: {"function": "leaky_relu", "negative_slope": m.negative_slope},
+    "ELU": lambda m: {"function": "elu", "alpha": m.alpha},
+    "GELU": lambda m: {
+        "function": "gelu",
+        "approximate": "tanh" if m.approximate == "tanh" else "none",
+    },
+    "SiLU": lambda m: {"function": "silu"},
+    "Hardswish": lambda m: {"function": "hard_swish"},
+    "Hardsigmoid": lambda m: {"function": "hard_sigmoid"},
+    "Sigmoid": lambda m: {"function": "sigmoid"},
+    "Tanh": lambda m: {"function": "tanh"},
+    "Softmax": lambda m: {"function": "softmax"},
+    "LogSoftmax": lambda m: {"function": "log_softmax"},
+    "Mish": lambda m: {"function": "mish"},
+    "Softplus": lambda m: {"function": "softplus", "beta": m.beta},
+    "SELU": lambda m: {"function": "selu"},
+    "Softsign": lambda m: {"function": "softsign"},
+}
+_KERAS_NAMES = {"swish": "silu", "hard_silu": "hard_swish", "hardswish": "hard_swish"}
+
+
+def torch_activation(obj) -> dict:
+    if isinstance(obj, FunctionalOp):
+        return obj.settings
+    name = type(obj).__name__
+    if name == "Hardtanh" and (obj.min_val, obj.max_val) == (0.0, 6.0):
+        return {"function": "relu6"}
+    if name == "Hardtanh":
+        return {"function": "hardtanh", "min": obj.min_val, "max": obj.max_val}
+    for cls in type(obj).__mro__:
+        if cls.__name__ in _TORCH_MODULE_ACTIVATIONS:
+            return _TORCH_MODULE_ACTIVATIONS[cls.__name__](obj)
+    return {"function": name}
+
+
+def keras_function(fn) -> dict:
+    """A Keras activation function's settings: its name and the arguments that change it
+    (keras.ops.gelu's approximate=True default against keras.activations.gelu's False)."""
+    keywords = {}
+    while isinstance(fn, functools.partial):
+        keywords = {**fn.keywords, **keywords}
+        fn = fn.func
+    name = getattr(fn, "__name__", type(fn).__name__)
+    name = _KERAS_NAMES.get(name, name)
+    settings = {"function": name}
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    if name == "gelu":
+        default = parameters["approximate"].default if "approximate" in parameters else False
+        settings["approximate"] = "tanh" if keywords.get("approximate", default) else "none"
+    if name == "relu":
+        slope = keywords.get("negative_slope", 0.0)
+        top = keywords.get("max_value")
+        if top == 6.0 and not slope:
+            return {"function": "relu6"}
+        if slope:
+            return {"function": "leaky_relu", "negative_slope": float(slope)}
+    if name == "leaky_relu":
+        default = parameters["negative_slope"].default if "negative_slope" in parameters else 0.2
+        settings["negative_slope"] = float(keywords.get("negative_slope", default))
+    if name == "elu":
+        settings["alpha"] = float(keywords.get("alpha", 1.0))
+    return settings
+
+
+def keras_activation(obj) -> dict:
+    if isinstance(obj, FusedActivation):
+        return keras_function(obj.activation)
+    name = type(obj).__name__
+    if name == "ReLU":
+        top, slope = obj.max_value, float(obj.negative_slope or 0.0)
+        if top is not None and float(top) == 6.0 and not slope and not obj.threshold:
+            return {"function": "relu6"}
+        if slope:
+            return {"function": "leaky_relu", "negative_slope": slope}
+        if top is not None:
+            return {"function": "hardtanh", "min": 0.0, "max": float(top)}
+        return {"function": "relu"}
+    if name == "LeakyReLU":
+        return {"function": "leaky_relu", "negative_slope": float(obj.negative_slope)}
+    if name == "ELU":
+        return {"function": "elu", "alpha": float(obj.alpha)}
+    if name == "Softmax":
+        return {"function": "softmax"}
+    if name == "Activation":
+        return keras_function(obj.activation)
+    return {"function": name}
+
+
+def _words(settings: dict) -> str:
+    extra = ", ".join(f"{k}={v!r}" for k, v in settings.items() if k != "function")
+    return f"{settings['function']}({extra})" if extra else settings["function"]
+
+
+class ActivationConverter(_Inherit, Converter):
+    kind = "activation"
+    weighted = False
+
+    def settings(self, pair):
+        ours, theirs = torch_activation(pair.torch_module), keras_activation(pair.keras_layer)
+        same = _same_activation(ours, theirs)
+        effect = "another function"
+        if ours.get("function") == theirs.get("function") == "gelu":
+            effect = (
+                "GELU exact (erf) against its tanh approximation: up to ~5e-4 apart; "
+                "keras.ops.gelu approximates by default, keras.activations.gelu does not"
+            )
+        return [Setting("activation", _words(ours), _words(theirs), same=same, effect=effect)]
+
+    def check(self, pair):
+        return None
+
+    def align_key(self, obj):
+        found = keras_activation(obj) if _is_keras(obj) else torch_activation(obj)
+        return f"activation:{found.get('function')}"
+
+
+def _is_keras(obj) -> bool:
+    return isinstance(obj, FusedActivation) or type(obj).__module__.startswith("keras")
+
+
+def _same_activation(a: dict, b: dict) -> bool:
+    if a.get("function") != b.get("function"):
+        return False
+    keys = set(a) | set(b)
+    return all(registry._equal(a.get(k), b.get(k)) for k in keys)
+
+
+def _activation_function(name, describe=None):
+    def settings(args, kwargs):
+        return describe(args, kwargs) if describe else {"function": name}
+
+    return settings
+
+
+def _gelu(args, kwargs):
+    approximate = _bind(args, kwargs, ["approximate"], {"approximate": "none"})["approximate"]
+    return {"function": "gelu", "approximate": "tanh" if approximate == "tanh" else "none"}
+
+
+def _leaky(args, kwargs):
+    slope = _bind(args, kwargs, ["negative_slope"], {"negative_slope": 0.01})["negative_slope"]
+    return {"function": "leaky_relu", "negative_slope": float(slope)}
+
+
+def _hardtanh(args, kwargs):
+    values = _bind(args, kwargs, ["min_val", "max_val"], {"min_val": -1.0, "max_val": 1.0})
+    if (float(values["min_val"]), float(values["max_val"])) == (0.0, 6.0):
+        return {"function": "relu6"}
+    return {
+        "function": "hardtanh",
+        "min": float(values["min_val"]),
+        "max": float(values["max_val"]),
+    }
+
+
+def _elu(args, kwargs):
+    return {
+        "function": "elu",
+        "alpha": float(_bind(args, kwargs, ["alpha"], {"alpha": 1.0})["alpha"]),
+    }
+
+
+# --- PReLU -------------------------------------------------------------------------------
+
+
+class PReLUConverter(Converter):
+    kind = "prelu"
+    torch_layout = "channels_first"
+
+    def check(self, pair):
+        torch_size = pair.torch_module.weight.numel()
+        keras_size = int(np.prod(pair.keras_layer.alpha.shape))
+        if torch_size != keras_size:
+            return (
+                f"torch PReLU has {torch_size} slope(s), Keras's {keras_size}: give Keras "
+                "shared_axes over the spatial axes (e.g. shared_axes=[1, 2])"
+            )
+        return None
+
+    def to_keras(self, pair, a):
+        return [a["weight"].reshape(tuple(pair.keras_layer.alpha.shape))]
+
+    def to_torch(self, pair, w):
+        return {"weight": w[0].reshape(-1)}
+
+
+def _register():
+    import keras
+    import torch
+    import torch.nn.functional as F
+
+    nn, kl = torch.nn, keras.layers
+    activation = registry.register(
+        ActivationConverter,
+        tuple(getattr(nn, n) for n in [*_TORCH_MODULE_ACTIVATIONS, "Hardtanh"]),
+        (kl.ReLU, kl.LeakyReLU, kl.ELU, kl.Softmax, kl.Activation, FusedActivation),
+        user=False,
+    )
+    for fn, describe in [
+        (F.relu, None),
+        (torch.relu, None),
+        (torch.Tensor.relu, None),
+        (F.relu6, lambda a, k: {"function": "relu6"}),
+        (F.hardtanh, _hardtanh),
+        (F.leaky_relu, _leaky),
+        (F.elu, _elu),
+        (F.gelu, _gelu),
+        (F.silu, lambda a, k: {"function": "silu"}),
+        (F.hardswish, lambda a, k: {"function": "hard_swish"}),
+        (F.hardsigmoid, lambda a, k: {"function": "hard_sigmoid"}),
+        (torch.sigmoid, lambda a, k: {"function": "sigmoid"}),
+        (torch.Tensor.sigmoid, lambda a, k: {"function": "sigmoid"}),
+        (F.sigmoid, lambda a, k: {"function": "sigmoid"}),
+        (torch.tanh, lambda a, k: {"function": "tanh"}),
+        (torch.Tensor.tanh, lambda a, k: {"function": "tanh"}),
+        (F.tanh, lambda a, k: {"function": "tanh"}),
+        (F.mish, lambda a, k: {"function": "mish"}),
+        (F.softmax, lambda a, k: {"function": "softmax"}),
+        (torch.softmax, lambda a, k: {"function": "softmax"}),
+        (torch.Tensor.softmax, lambda a, k: {"function": "softmax"}),
+        (F.log_softmax, lambda a, k: {"function": "log_softmax"}),
+        (F.selu, lambda a, k: {"function": "selu"}),
+    ]:
+        name = getattr(fn, "__name__", "relu")
+        registry.register_function(fn, activation, describe or _activation_function(name))
+    registry.register(PReLUConverter, nn.PReLU, kl.PReLU, user=False)
+
+
+_register()
