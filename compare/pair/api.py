@@ -28,7 +28,7 @@ from compare.pair.levels import structure as structure_level
 from compare.pair.levels import training as training_level
 from compare.pair.recipe import Loss, Optimizers, loss_named
 from compare.pair.report import ParityReport, build
-from compare.pair.result import Check
+from compare.pair.result import Check, say
 from compare.pair.session import Session
 from compare.pair.spec import PairSpec
 
@@ -124,7 +124,7 @@ def _check_pair(
         try:
             prepared.keras_call(keras_model)
         except Exception as error:  # noqa: BLE001 - the user's model: a reason, not a crash
-            return refused(f"the Keras model cannot be called on these inputs: {_say(error)}")
+            return refused(f"the Keras model cannot be called on these inputs: {say(error)}")
     sides = units.sides(torch_model, keras_model)
     session = Session(
         torch_model,
@@ -144,11 +144,11 @@ def _check_pair(
         torch_out, _ = session.run_torch()
         functional = list(session.functional)
     except Exception as error:  # noqa: BLE001
-        return refused(f"the torch model cannot be called on these inputs: {_say(error)}")
+        return refused(f"the torch model cannot be called on these inputs: {say(error)}")
     try:
         keras_out, _ = session.run_keras()
     except Exception as error:  # noqa: BLE001
-        return refused(f"the Keras model cannot be called on these inputs: {_say(error)}")
+        return refused(f"the Keras model cannot be called on these inputs: {say(error)}")
     moved = any("moved" in note for note in prepared.layout_notes)
     everything = units.Sides(
         sides.torch + functional,
@@ -198,15 +198,10 @@ def _check_pair(
                     float("inf"),
                     float("inf"),
                     {},
-                    {"first_failure": f"the level could not run: {_say(error)}"},
+                    {"first_failure": f"the level could not run: {say(error)}"},
                 )
             )
     return build(name, backend, checks, session.notes, rows, spec)
-
-
-def _say(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text[:300]}"
 
 
 def _shape(array):
@@ -221,7 +216,7 @@ def _transplant(session) -> None:
                 pair.keras_layer.set_weights(pair.to_keras(pair.torch_arrays()))
             except Exception as error:  # noqa: BLE001
                 session.pairing.problems.append(
-                    f"{pair.label()}: the weights do not convert: {_say(error)}"
+                    f"{pair.label()}: the weights do not convert: {say(error)}"
                 )
 
 
@@ -231,7 +226,7 @@ def _setting_rows(session) -> list[dict]:
         try:
             settings = pair.converter.settings(pair)
         except Exception as error:  # noqa: BLE001 - a setting that cannot be read is a note
-            session.notes.append(f"{pair.label()}: settings not read ({_say(error)})")
+            session.notes.append(f"{pair.label()}: settings not read ({say(error)})")
             continue
         for setting in settings:
             if setting.differs:

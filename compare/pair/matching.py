@@ -19,6 +19,7 @@ import dataclasses
 import re
 
 from compare.pair import grouping
+from compare.pair.result import say
 from compare.pair.units import LayerPair, Sides, Unit, has_weights
 
 
@@ -76,9 +77,7 @@ class _Matcher:
                         f"{expected}"
                     )
         except Exception as error:  # noqa: BLE001 - a converter's failure is a reason, not a crash
-            reason = (
-                f"the {type(converter).__name__} converter failed: {type(error).__name__}: {error}"
-            )
+            reason = f"the {type(converter).__name__} converter failed: {say(error)}"
         return (None, reason) if reason else (pair, None)
 
 
@@ -198,22 +197,23 @@ def pair_sides(
         torch_units, keras_units, pairs, matcher, take, input_layout
     )
     pairs.sort(key=lambda p: (p.torch_unit.order, p.keras_unit.order))
-    _note_sources(pairs, keras_units)
+    _note_sources(pairs, torch_units, keras_units)
     return Pairing(pairs, problems, unpaired, ambiguous, absorbed, torch_units, keras_units)
 
 
-def _note_sources(pairs, keras_units) -> None:
-    """Each pair's Keras layer that produced the tensor its Keras layer read (a
+def _note_sources(pairs, torch_units, keras_units) -> None:
+    """Each pair's layer on either side that produced the tensor its own layer read (a
     ZeroPadding before a convolution), from the traced pass."""
-    producers = {}
-    for unit in keras_units:
-        for call in unit.calls:
-            if call.output_id is not None:
-                producers.setdefault(call.output_id, unit.obj)
-    for pair in pairs:
-        call = pair.keras_call
-        if call is not None and call.input_id in producers:
-            pair.context["keras_source"] = producers[call.input_id]
+    for side, units in (("torch", torch_units), ("keras", keras_units)):
+        producers = {}
+        for unit in units:
+            for call in unit.calls:
+                if call.output_id is not None:
+                    producers.setdefault(call.output_id, unit.obj)
+        for pair in pairs:
+            call = getattr(pair, f"{side}_call")
+            if call is not None and call.input_id in producers:
+                pair.context[f"{side}_source"] = producers[call.input_id]
 
 
 def _keras_named(units, name):

@@ -7,6 +7,7 @@ Stage: pair.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
@@ -85,3 +86,10 @@ def where(ours: np.ndarray, theirs: np.ndarray, bound: float) -> str:
         f"{float(theirs64[index]):.6g}; {int(np.count_nonzero(delta > bound))} of "
         f"{delta.size} elements off"
     )
+
+
+def say(error: BaseException) -> str:
+    """An exception as one line of a reason: its type and its text, without the terminal
+    colour codes Keras decorates its texts with."""
+    text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())
+    return f"{type(error).__name__}: {text[:300]}"

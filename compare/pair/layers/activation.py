@@ -127,6 +127,8 @@ class ActivationConverter(_Inherit, Converter):
 
     def settings(self, pair):
         ours, theirs = torch_activation(pair.torch_module), keras_activation(pair.keras_layer)
+        if theirs.get("function") not in _KNOWN:
+            return [_probed(ours, theirs, pair.keras_layer)]
         same = _same_activation(ours, theirs)
         effect = "another function"
         if ours.get("function") == theirs.get("function") == "gelu":
@@ -142,6 +144,67 @@ class ActivationConverter(_Inherit, Converter):
     def align_key(self, obj):
         found = keras_activation(obj) if _is_keras(obj) else torch_activation(obj)
         return f"activation:{found.get('function')}"
+
+
+# What torch's side computes, for a Keras activation known only as a callable (a lambda, a
+# user's function): both are evaluated on one grid, elementwise.
+_TORCH_REFERENCE = {
+    "relu": lambda F, x, s: F.relu(x),
+    "relu6": lambda F, x, s: F.relu6(x),
+    "hardtanh": lambda F, x, s: F.hardtanh(x, s["min"], s["max"]),
+    "leaky_relu": lambda F, x, s: F.leaky_relu(x, s["negative_slope"]),
+    "elu": lambda F, x, s: F.elu(x, s["alpha"]),
+    "gelu": lambda F, x, s: F.gelu(x, approximate=s["approximate"]),
+    "silu": lambda F, x, s: F.silu(x),
+    "hard_swish": lambda F, x, s: F.hardswish(x),
+    "hard_sigmoid": lambda F, x, s: F.hardsigmoid(x),
+    "sigmoid": lambda F, x, s: F.sigmoid(x),
+    "tanh": lambda F, x, s: F.tanh(x),
+    "mish": lambda F, x, s: F.mish(x),
+    "softplus": lambda F, x, s: F.softplus(x, s.get("beta", 1.0)),
+    "selu": lambda F, x, s: F.selu(x),
+    "softsign": lambda F, x, s: F.softsign(x),
+}
+_KNOWN = {*_TORCH_REFERENCE, "softmax", "log_softmax", "linear"}
+_GRID = (-8.0, 8.0, 3201)
+
+
+def _probed(ours: dict, theirs: dict, layer) -> Setting:
+    """The activation setting where Keras's function has no name we know: the two functions
+    on one grid of values (an elementwise function is the same function where they agree
+    on it to float32's rounding; GELU's tanh approximation is ~5e-4 from exact)."""
+    import keras
+    import torch
+    import torch.nn.functional as F
+
+    name = theirs.get("function")
+    reference = _TORCH_REFERENCE.get(ours.get("function"))
+    fn = getattr(layer, "activation", layer)  # an Activation's or a fused one's, else the layer
+    grid = np.linspace(*_GRID, dtype=np.float32)
+    try:
+        if reference is None:
+            raise ValueError(f"no reference for torch's {ours.get('function')}")
+        expected = reference(F, torch.from_numpy(grid), ours).numpy().astype(np.float64)
+        got = np.asarray(keras.ops.convert_to_numpy(fn(keras.ops.convert_to_tensor(grid))))
+        got = got.astype(np.float64).reshape(grid.shape)
+    except Exception as error:  # noqa: BLE001 - an unreadable function is compared by outputs
+        return Setting(
+            "activation",
+            _words(ours),
+            f"{name} (not identified: {type(error).__name__})",
+            same=False,
+            effect="compared by its outputs only",
+            decisive=False,
+        )
+    gaps = np.abs(got - expected)
+    worst = int(np.argmax(np.where(np.isnan(gaps), np.inf, gaps)))
+    same = bool(np.all(gaps <= 1e-5 * np.maximum(1.0, np.abs(expected))))
+    words = f"{name} (on [{_GRID[0]:g}, {_GRID[1]:g}]: " + (
+        f"{_words(ours)} to float32 rounding)"
+        if same
+        else f"{gaps[worst]:.2e} from torch's at x={grid[worst]:.4g})"
+    )
+    return Setting("activation", _words(ours), words, same=same, effect="another function")
 
 
 def _is_keras(obj) -> bool:

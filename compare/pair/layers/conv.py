@@ -33,7 +33,7 @@ def as_tuple(value, rank: int) -> tuple:
     return (int(value),) * rank
 
 
-def zero_padding_before(pair) -> tuple | None:
+def keras_zero_source(pair) -> tuple | None:
     """((before, after), ...) of a Keras ZeroPadding layer whose output the pair's Keras
     layer reads (seen in the traced pass, or in a functional graph), else None."""
     source = pair.context.get("keras_source")
@@ -45,6 +45,48 @@ def zero_padding_before(pair) -> tuple | None:
     if not type(source).__name__.startswith("ZeroPadding"):
         return None
     return tuple(tuple(int(p) for p in axis) for axis in source.padding)
+
+
+def torch_zero_source(pair, rank: int) -> tuple | None:
+    """The same for torch: a zero pad (`ZeroPad2d`, `ConstantPad2d(.., 0)`, `F.pad`) whose
+    output the pair's torch module reads, over its last `rank` axes."""
+    from compare.pair.layers.resampling import torch_pad  # pads are resampling's
+
+    source = pair.context.get("torch_source")
+    if source is None or "Pad" not in type(source).__name__ and not _is_pad_op(source):
+        return None
+    found = torch_pad(source)
+    if found.get("mode") != "zeros":
+        return None
+    amounts = tuple(found["amounts"])
+    return ((0, 0),) * (rank - len(amounts)) + amounts[-rank:]
+
+
+def _is_pad_op(obj) -> bool:
+    return getattr(obj, "function", None) == "pad" and hasattr(obj, "settings")
+
+
+def zero_padding_before(pair) -> tuple | None:
+    """The Keras ZeroPadding before the pair's layer where it pads for that layer: not
+    where torch's layer reads an input of the size Keras's reads (torch padded it too,
+    with its own pad module, paired with the ZeroPadding)."""
+    pads = keras_zero_source(pair)
+    torch_call, keras_call = pair.torch_call, pair.keras_call
+    if (
+        pads is not None
+        and torch_call is not None
+        and keras_call is not None
+        and torch_call.inputs
+        and keras_call.inputs
+        and keras_call.inputs[0] is not None
+    ):
+        rank = len(pads)
+        last = getattr(pair.keras_layer, "data_format", "channels_last") == "channels_last"
+        keras_shape = keras_call.inputs[0].shape
+        keras_sizes = tuple(keras_shape[-rank - 1 : -1] if last else keras_shape[2:])
+        if keras_sizes == tuple(torch_call.inputs[0].shape[2:]):
+            return None
+    return pads
 
 
 def spatial_sizes(call, rank: int, channels_first: bool) -> tuple | None:
@@ -62,7 +104,7 @@ def keras_pads(pair, sizes, kernel, strides, dilation) -> tuple | None:
     if sizes is None:
         return None
     layer = pair.keras_layer
-    before = zero_padding_before(pair)
+    before = keras_zero_source(pair)
     own = []
     for axis, (n, k, s, d) in enumerate(zip(sizes, kernel, strides, dilation, strict=True)):
         if layer.padding == "same":
@@ -171,16 +213,24 @@ class ConvToConv(Converter):
                     decisive=False,
                 )
             )
+        # Each side's padding counted from the input before any zero-padding layer: a torch
+        # ZeroPad2d before a 'valid' convolution is Keras's 'same' where the cells agree.
         sizes = spatial_sizes(pair.torch_call, rank, channels_first=True)
         torch_side = torch_pads(
             module, sizes, tuple(module.kernel_size), tuple(module.stride), tuple(module.dilation)
         )
+        torch_before = torch_zero_source(pair, rank)
+        if torch_side is not None and torch_before is not None:
+            torch_side = tuple(
+                (a + c, b + d) for (a, b), (c, d) in zip(torch_side, torch_before, strict=True)
+            )
+            sizes = tuple(n - c - d for n, (c, d) in zip(sizes, torch_before, strict=True))
         own_sizes = spatial_sizes(
             pair.keras_call, rank, getattr(layer, "data_format", "") == "channels_first"
         )
         keras_side = keras_pads(pair, own_sizes, kernel, strides, dilation)
         words = f"'{layer.padding}'" + (
-            " after a ZeroPadding layer" if zero_padding_before(pair) else ""
+            " after a ZeroPadding layer" if keras_zero_source(pair) else ""
         )
         padding = padding_setting(torch_side, keras_side, sizes, words)
         return rows + ([padding] if padding else [])

@@ -126,10 +126,10 @@ class UpsampleConverter(Converter):
                 "Keras counterpart; Keras resizes with half-pixel centres)",
             ),
         ]
-        if ours.get("antialias") != bool(getattr(layer, "antialias", False)):
-            rows.append(
-                Setting("antialias", ours.get("antialias"), getattr(layer, "antialias", False))
-            )
+        # nn.Upsample has no antialias (F.interpolate's default is off): absent means off.
+        torch_antialias = bool(ours.get("antialias", False))
+        if torch_antialias != bool(getattr(layer, "antialias", False)):
+            rows.append(Setting("antialias", torch_antialias, getattr(layer, "antialias", False)))
         if ours["mode"] == "bicubic":
             rows.append(Setting("bicubic kernel", "a = -0.75", "a = -0.5 (TensorFlow)", same=False))
         return rows
