@@ -331,7 +331,9 @@ def test_cli_pair_checks_a_users_factories(tmp_path, monkeypatch, capsys):
         "error: --pair: the keras factory broken() raised RuntimeError: no weights here "
         "(run it alone, or use --debug for the traceback)"
     )
-    for argv, words in (
+    # The user's other mistakes: one line naming the fix, exit 2, in this process; one of
+    # them in a fresh one too, where a framework's start-up logs could surround it.
+    mistakes = (
         (("--pair", "mine.torch_net"), "MODULE:TORCH_FACTORY"),
         (("--pair", "nosuch:a,nosuch:b", "--input-shape", "20"), "nosuch (no such module)"),
         (("--pair", "mine:torch_net,mine:keras_net", "--input-shape", "x"), "--input-shape"),
@@ -348,7 +350,11 @@ def test_cli_pair_checks_a_users_factories(tmp_path, monkeypatch, capsys):
             "--optimizer",
         ),
         (("--zoo", "--zoo-cases", "nosuch"), "unknown zoo pair 'nosuch'"),
-    ):
-        refused = run_cli("parity", *argv, env=env)
-        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
-        assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    )
+    for argv, words in mistakes:
+        assert cli.main(["parity", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    refused = run_cli("parity", *mistakes[3][0], env=env)
+    assert refused.returncode == 2 and "nosuch" in refused.stderr, refused.stderr
+    assert "Traceback" not in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
