@@ -171,3 +171,19 @@ def test_a_keras_model_that_cannot_be_called_gives_a_clean_one_line_reason():
     assert "the Keras model cannot be called" in report.first_failure, report.first_failure
     # Keras decorates the texts of exceptions inside a layer call with colour codes.
     assert "\x1b[" not in report.message() and "\n" not in report.first_failure
+
+
+def test_inputs_written_as_lists_an_empty_batch_and_swapped_models():
+    torch, keras = _frameworks()
+    torch.manual_seed(0)
+    torch_model = torch.nn.Linear(6, 3)
+    inputs = keras.Input((6,))
+    keras_model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    x = _x(4, 6)
+    # Nested lists of numbers are one array, as NumPy reads them.
+    assert pair.check_pair(torch_model, keras_model, x.tolist(), levels=LEVELS).passed
+    # No examples compare nothing: a failure, not a pass.
+    empty = pair.check_pair(torch_model, keras_model, x[:0], levels=LEVELS)
+    assert not empty.passed and "no examples" in empty.first_failure
+    with pytest.raises(TypeError, match="the torch module comes first"):
+        pair.check_pair(keras_model, torch_model, x)

@@ -100,8 +100,15 @@ def _check_pair(
     name,
 ) -> ParityReport:
     import keras
+    import torch
 
     spec = spec or PairSpec()
+    if not isinstance(torch_model, torch.nn.Module) or not isinstance(keras_model, keras.Layer):
+        raise TypeError(
+            "check_pair(torch_model, keras_model, inputs): got a "
+            f"{type(torch_model).__name__} and a {type(keras_model).__name__}; the torch "
+            "module comes first, the Keras model second"
+        )
     if weights not in ("copy", "as_given"):
         raise ValueError(f"weights={weights!r}: choose 'copy' or 'as_given'")
     unknown = [level for level in levels if level not in LEVELS]

@@ -69,6 +69,11 @@ class Inputs:
         return model(self.keras_inputs, training=training)
 
 
+def _of_arrays(values: list) -> bool:
+    """A list of inputs (arrays or tensors), not one array written as nested lists."""
+    return bool(values) and all(hasattr(v, "shape") for v in values)
+
+
 def _tensor(array, float64: bool):
     import torch
 
@@ -83,9 +88,9 @@ def prepare(torch_model, keras_model, inputs, keras_inputs=None, input_names=Non
     input_names = dict(input_names or {})
     if isinstance(inputs, dict):
         torch_args, torch_kwargs = (), {k: np.asarray(v) for k, v in inputs.items()}
-    elif isinstance(inputs, (tuple, list)):
+    elif isinstance(inputs, tuple) or (isinstance(inputs, list) and _of_arrays(inputs)):
         torch_args, torch_kwargs = tuple(np.asarray(v) for v in inputs), {}
-    else:
+    else:  # an array, a tensor, or a nested list of numbers (one array)
         torch_args, torch_kwargs = (np.asarray(inputs),), {}
     if not torch_args and not torch_kwargs:
         raise InputError("inputs: give at least one array (or a tuple or dict of arrays)")
@@ -95,6 +100,8 @@ def prepare(torch_model, keras_model, inputs, keras_inputs=None, input_names=Non
             "inputs: every input needs the same batch size on axis 0 "
             f"(got {sorted(str(s) for s in sizes)})"
         )
+    if sizes == {0}:
+        raise InputError("inputs: no examples (a batch of 0): nothing would be compared")
     notes = []
     if keras_inputs is not None:
         return Inputs(torch_args, torch_kwargs, keras_inputs, ["Keras inputs given by the user"])
