@@ -11,7 +11,7 @@ import math
 
 from compare.pair import registry
 from compare.pair.layers.common import _bind, _rank, _tuple
-from compare.pair.layers.conv import same_pads, zero_padding_before
+from compare.pair.layers.padding import same_pads, zero_padding_before
 from compare.pair.registry import Converter, Setting
 from compare.pair.units import FunctionalOp
 
