@@ -185,5 +185,10 @@ def test_inputs_written_as_lists_an_empty_batch_and_swapped_models():
     # No examples compare nothing: a failure, not a pass.
     empty = pair.check_pair(torch_model, keras_model, x[:0], levels=LEVELS)
     assert not empty.passed and "no examples" in empty.first_failure
+    # Targets that do not match the inputs are the user's mistake, named before any level.
+    short = pair.check_pair(torch_model, keras_model, x, y=np.zeros(3, int), loss="cross_entropy")
+    assert not short.passed and short.first_failure == (
+        "structure: y holds 3 examples, the inputs 4: give one target each"
+    )
     with pytest.raises(TypeError, match="the torch module comes first"):
         pair.check_pair(keras_model, torch_model, x)

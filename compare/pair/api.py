@@ -127,6 +127,9 @@ def _check_pair(
         prepared = io.prepare(torch_model, keras_model, inputs, keras_inputs, input_names)
     except io.InputError as error:
         return refused(str(error))
+    if y is not None and (np.ndim(y) == 0 or len(y) != prepared.batch):
+        examples = "a scalar" if np.ndim(y) == 0 else f"{len(y)} examples"
+        return refused(f"y holds {examples}, the inputs {prepared.batch}: give one target each")
     if not getattr(keras_model, "built", True):
         try:
             prepared.keras_call(keras_model)
