@@ -18,6 +18,8 @@ Stage: pair.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from compare.pair import frameworks, io, layers, matching, units
@@ -35,6 +37,21 @@ from compare.pair.spec import PairSpec
 __all__ = ["check_pair", "assert_same_model", "Loss", "Optimizers", "ParityReport", "LEVELS"]
 
 
+def _with_frameworks(check):
+    """`check` once the frameworks are prepared and the converters loaded, their start-up
+    logs silenced."""
+
+    @functools.wraps(check)
+    def checked(*args, **kwargs):
+        frameworks.prepare()
+        layers.load()
+        with frameworks.quiet():
+            return check(*args, **kwargs)
+
+    return checked
+
+
+@_with_frameworks
 def check_pair(
     torch_model,
     keras_model,
@@ -60,45 +77,6 @@ def check_pair(
     mapping_names: {torch module name: Keras layer name} for pairs the engine should not
     find itself. weights: "copy" (torch's into Keras) or "as_given".
     """
-    frameworks.prepare()
-    layers.load()
-    with frameworks.quiet():
-        return _check_pair(
-            torch_model,
-            keras_model,
-            inputs,
-            y,
-            loss,
-            optimizers,
-            keras_inputs,
-            input_names,
-            output,
-            keras_output,
-            mapping_names,
-            weights,
-            spec,
-            levels,
-            name,
-        )
-
-
-def _check_pair(
-    torch_model,
-    keras_model,
-    inputs,
-    y,
-    loss,
-    optimizers,
-    keras_inputs,
-    input_names,
-    output,
-    keras_output,
-    mapping_names,
-    weights,
-    spec,
-    levels,
-    name,
-) -> ParityReport:
     import keras
     import torch
 
@@ -175,6 +153,8 @@ def _check_pair(
         )
     except matching.MappingError as error:
         return refused(str(error))
+    for found in session.pairing.pairs:
+        found.context["spec"] = spec  # what a converter's settings compare by (a probe's rtol)
     session.notes += prepared.layout_notes
     if session.as_given:
         session.notes.insert(0, "weights as given: nothing copied")

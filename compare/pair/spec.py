@@ -50,6 +50,13 @@ class PairSpec:
     lockstep_rtol: float = 1e-5
     lockstep_atol: float = 1e-5
     lockstep_floor_factor: float = 30.0
+    # A Keras activation known only as a callable (a lambda, a layer) is the torch one where
+    # the two agree on activation_probe_points values over [-activation_probe_span, +span]
+    # to activation_probe_rtol x max(1, |value|): float32 rounding, far below GELU's tanh
+    # approximation (4.7e-4 from exact at x = 2.7).
+    activation_probe_span: float = 8.0
+    activation_probe_points: int = 3201
+    activation_probe_rtol: float = 1e-5
     # A failure message lists at most this many differing settings ("and N more"); the
     # report holds them all.
     message_settings: int = 10

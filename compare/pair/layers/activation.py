@@ -128,7 +128,7 @@ class ActivationConverter(_Inherit, Converter):
     def settings(self, pair):
         ours, theirs = torch_activation(pair.torch_module), keras_activation(pair.keras_layer)
         if theirs.get("function") not in _KNOWN:
-            return [_probed(ours, theirs, pair.keras_layer)]
+            return [_probed(ours, theirs, pair.keras_layer, pair.context.get("spec"))]
         same = _same_activation(ours, theirs)
         effect = "another function"
         if ours.get("function") == theirs.get("function") == "gelu":
@@ -166,10 +166,9 @@ _TORCH_REFERENCE = {
     "softsign": lambda F, x, s: F.softsign(x),
 }
 _KNOWN = {*_TORCH_REFERENCE, "softmax", "log_softmax", "linear"}
-_GRID = (-8.0, 8.0, 3201)
 
 
-def _probed(ours: dict, theirs: dict, layer) -> Setting:
+def _probed(ours: dict, theirs: dict, layer, spec) -> Setting:
     """The activation setting where Keras's function has no name we know: the two functions
     on one grid of values (an elementwise function is the same function where they agree
     on it to float32's rounding; GELU's tanh approximation is ~5e-4 from exact)."""
@@ -177,10 +176,14 @@ def _probed(ours: dict, theirs: dict, layer) -> Setting:
     import torch
     import torch.nn.functional as F
 
+    from compare.pair.spec import PairSpec
+
+    spec = spec or PairSpec()
+    span = spec.activation_probe_span
     name = theirs.get("function")
     reference = _TORCH_REFERENCE.get(ours.get("function"))
     fn = getattr(layer, "activation", layer)  # an Activation's or a fused one's, else the layer
-    grid = np.linspace(*_GRID, dtype=np.float32)
+    grid = np.linspace(-span, span, spec.activation_probe_points, dtype=np.float32)
     try:
         if reference is None:
             raise ValueError(f"no reference for torch's {ours.get('function')}")
@@ -198,8 +201,9 @@ def _probed(ours: dict, theirs: dict, layer) -> Setting:
         )
     gaps = np.abs(got - expected)
     worst = int(np.argmax(np.where(np.isnan(gaps), np.inf, gaps)))
-    same = bool(np.all(gaps <= 1e-5 * np.maximum(1.0, np.abs(expected))))
-    words = f"{name} (on [{_GRID[0]:g}, {_GRID[1]:g}]: " + (
+    bound = spec.activation_probe_rtol * np.maximum(1.0, np.abs(expected))
+    same = bool(np.all(gaps <= bound))
+    words = f"{name} (on [{-span:g}, {span:g}]: " + (
         f"{_words(ours)} to float32 rounding)"
         if same
         else f"{gaps[worst]:.2e} from torch's at x={grid[worst]:.4g})"
