@@ -9,9 +9,12 @@ Keras model?
 `input_ids`, `attention_mask`); `compare.pair.io` says how Keras gets them. Levels:
 structure, weights, forward (per layer), and given targets, a loss and both optimizers,
 gradients, optimizer and lockstep. By default torch's weights are copied into the Keras
-model (`weights="copy"`); `weights="as_given"` checks a pair whose weights the user
-ported: nothing is copied, the weights level compares them, and layers no converter
-knows do not block. A level that cannot run fails with its reason; the next still run.
+model (`weights="copy"`, or "to_keras"); `weights="to_torch"` copies Keras's into the
+torch module instead (Keras is then the reference, its layers named first);
+`weights="as_given"` checks a pair whose weights the user ported: nothing is copied, the
+weights level compares them, and layers no converter knows do not block. A level that
+cannot run fails with its reason; the next still run. `repro=DIR` writes a minimal
+reproduction of the first layer where a failing pair parts (`compare.pair.repro`).
 
 Stage: pair.
 """
@@ -22,7 +25,7 @@ import functools
 
 import numpy as np
 
-from compare.pair import frameworks, io, layers, matching, units
+from compare.pair import frameworks, io, layers, matching, transplant, units
 from compare.pair.levels import LEVELS
 from compare.pair.levels import forward as forward_level
 from compare.pair.levels import lockstep as lockstep_level
@@ -37,16 +40,24 @@ from compare.pair.spec import PairSpec
 __all__ = ["check_pair", "assert_same_model", "Loss", "Optimizers", "ParityReport", "LEVELS"]
 
 
+WEIGHTS = ("copy", "to_keras", "to_torch", "as_given")
+
+
 def _with_frameworks(check):
     """`check` once the frameworks are prepared and the converters loaded, their start-up
-    logs silenced."""
+    logs silenced, and the layers named reference first (Keras's when its weights are
+    ported into torch)."""
 
     @functools.wraps(check)
     def checked(*args, **kwargs):
         frameworks.prepare()
         layers.load()
-        with frameworks.quiet():
-            return check(*args, **kwargs)
+        token = units.REFERENCE.set("keras" if kwargs.get("weights") == "to_torch" else "torch")
+        try:
+            with frameworks.quiet():
+                return check(*args, **kwargs)
+        finally:
+            units.REFERENCE.reset(token)
 
     return checked
 
@@ -69,13 +80,15 @@ def check_pair(
     spec: PairSpec | None = None,
     levels: tuple[str, ...] = LEVELS,
     name: str = "pair",
+    repro=None,
 ) -> ParityReport:
     """Check that `torch_model` and `keras_model` are the same model, level by level.
 
     output / keras_output: which output is compared (an index, a key such as "logits",
     or a callable); keras_output defaults to `output` where that is a key or index.
     mapping_names: {torch module name: Keras layer name} for pairs the engine should not
-    find itself. weights: "copy" (torch's into Keras) or "as_given".
+    find itself. weights: "copy" or "to_keras" (torch's into Keras), "to_torch" (Keras's
+    into torch) or "as_given". repro: a directory for a failure's reproduction.
     """
     import keras
     import torch
@@ -87,8 +100,8 @@ def check_pair(
             f"{type(torch_model).__name__} and a {type(keras_model).__name__}; the torch "
             "module comes first, the Keras model second"
         )
-    if weights not in ("copy", "as_given"):
-        raise ValueError(f"weights={weights!r}: choose 'copy' or 'as_given'")
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights={weights!r}: choose {', '.join(map(repr, WEIGHTS))}")
     unknown = [level for level in levels if level not in LEVELS]
     if unknown:
         raise ValueError(f"unknown level {unknown[0]!r}: choose from {', '.join(LEVELS)}")
@@ -158,8 +171,11 @@ def check_pair(
     session.notes += prepared.layout_notes
     if session.as_given:
         session.notes.insert(0, "weights as given: nothing copied")
+    elif weights == "to_torch":
+        session.notes.insert(0, "Keras's weights copied into torch; Keras is the reference")
+        transplant.apply(session, "to_torch")
     else:
-        _transplant(session)
+        transplant.apply(session, "to_keras")
     rows = _setting_rows(session)
     shapes = (_shape(torch_out), _shape(keras_out))
     run = {
@@ -191,23 +207,16 @@ def check_pair(
                     {"first_failure": f"the level could not run: {say(error)}"},
                 )
             )
-    return build(name, backend, checks, session.notes, rows, spec)
+    report = build(name, backend, checks, session.notes, rows, spec)
+    if repro is not None and not report.passed:
+        from compare.pair import repro as reproduction
+
+        report.repro = report.entry["repro"] = reproduction.write(session, checks, repro, name)
+    return report
 
 
 def _shape(array):
     return None if array is None else tuple(np.shape(array))
-
-
-def _transplant(session) -> None:
-    """torch's weights (and BatchNorm statistics) into every paired Keras layer."""
-    for pair in session.pairing.pairs:
-        if units.has_weights(pair.torch_unit) and units.has_weights(pair.keras_unit):
-            try:
-                pair.keras_layer.set_weights(pair.to_keras(pair.torch_arrays()))
-            except Exception as error:  # noqa: BLE001
-                session.pairing.problems.append(
-                    f"{pair.label()}: the weights do not convert: {say(error)}"
-                )
 
 
 def _setting_rows(session) -> list[dict]:

@@ -22,6 +22,9 @@ class ParityReport:
     entry: dict
     report: dict
     message_settings: int = 10
+    # Where a failing check wrote its reproduction (`check_pair(..., repro=DIR)`), and of
+    # what; or why none could be written.
+    repro: dict | None = None
 
     @property
     def passed(self) -> bool:
@@ -62,6 +65,12 @@ class ParityReport:
             )
             if len(rows) > len(shown):
                 text += f"; and {len(rows) - len(shown)} more (the report lists them all)"
+        if self.repro:
+            text += "\n" + (
+                f"a reproduction of {self.repro['layer']}: python {self.repro['script']}"
+                if self.repro.get("written")
+                else f"no reproduction written: {self.repro['reason']}"
+            )
         return text
 
     def as_dict(self) -> dict:

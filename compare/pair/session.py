@@ -38,6 +38,8 @@ class Session:
     notes: list = dataclasses.field(default_factory=list)
     # The functional torch operations of the last traced run of the model itself.
     functional: list = dataclasses.field(default_factory=list)
+    # The first layer pair the forward level found parting (None: none did).
+    parted: object = None
 
     @property
     def training(self) -> bool:

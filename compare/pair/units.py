@@ -12,11 +12,16 @@ Stage: pair.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 
 import numpy as np
 
 from compare.pair import registry
+
+# The side a report names first: the user's original, torch unless they port a Keras
+# model's weights into torch.
+REFERENCE: contextvars.ContextVar[str] = contextvars.ContextVar("reference", default="torch")
 
 
 @dataclasses.dataclass(eq=False)
@@ -137,7 +142,9 @@ class LayerPair:
         return layout.keras_layout(self.keras_layer)
 
     def label(self) -> str:
-        """`layer1.0.bn1 (BatchNorm2d) / bn1 (BatchNormalization)`."""
+        """`layer1.0.bn1 (BatchNorm2d) / bn1 (BatchNormalization)`, the reference first."""
+        if REFERENCE.get() == "keras":
+            return f"{self.keras_unit.label()} / {self.torch_unit.label()}"
         return f"{self.torch_unit.label()} / {self.keras_unit.label()}"
 
     # Weights, through the converter.

@@ -70,6 +70,7 @@ def check_forward(session) -> Check:
             rows[key] = layer_gap
             if first is None and not layer_gap <= bound:
                 first = _parted(session, pair, previous, layer_gap, bound, ours, ck, ct, ce)
+                session.parted = pair  # what a reproduction isolates
         if first is None:
             previous = pair
     final = (
