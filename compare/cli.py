@@ -187,31 +187,12 @@ def build_parser() -> Parser:
         metavar="MODULE:TORCH_FACTORY,MODULE:KERAS_FACTORY",
         help="check your own torch module and Keras model (each factory takes no argument)",
     )
-    pair.add_argument("--zoo", action="store_true", help="check the built-in zoo of pairs")
-    pair.add_argument(
-        "--zoo-cases", type=_csv, help="only these zoo pairs (e.g. unet,bert_tiny; all)"
-    )
-    pair.add_argument("--input-shape", help="one example's shape, torch layout (e.g. 3,32,32)")
-    pair.add_argument(
-        "--inputs",
-        metavar="MODULE:FUNCTION",
-        help="a function returning the inputs, torch layout: an array, a tuple (positional) "
-        "or a dict (keyword arguments, e.g. input_ids and attention_mask)",
-    )
-    pair.add_argument(
-        "--output", help="the output compared: an index or a key (e.g. logits; the first)"
-    )
-    pair.add_argument("--input-high", type=int, help="integer inputs in [0, HIGH) (token ids)")
-    pair.add_argument("--examples", type=_positive_int, default=16, help="examples (16)")
-    pair.add_argument(
-        "--classes",
-        type=_positive_int,
-        help="random targets in [0, CLASSES): runs the "
-        "gradients, optimizer and lockstep levels too",
-    )
-    pair.add_argument("--loss", default="cross_entropy", help="cross_entropy, nll or mse")
-    pair.add_argument("--optimizer", default="sgd:0.01", help="sgd:LR or adam:LR (sgd:0.01)")
-    pair.add_argument("--seed", type=int, default=0, help="weights, inputs and targets (0)")
+    from compare.pair import command as pair_command
+
+    pair_command.add_pair_arguments(pair, "check")
+    from compare.pair import port_command
+
+    port_command.add_parser(commands, _csv)
 
     worker = commands.add_parser("worker", help=argparse.SUPPRESS)
     worker.add_argument("request", nargs="?", default="-", help="request JSON file; - = stdin")
@@ -352,6 +333,17 @@ def _parity_of_pairs(args) -> int:
     return command.main(args, check.check_zoo, check.format_table)
 
 
+def cmd_port(args) -> int:
+    from compare.pair import port_command
+
+    port_command.check_arguments(args)
+    if args.zoo:
+        from compare.parity.zoo import port as zoo_port
+
+        return zoo_port.main(args)
+    return port_command.main(args)
+
+
 def cmd_worker(args) -> int:
     from compare.run import worker
 
@@ -367,6 +359,7 @@ COMMANDS = {
     "data": cmd_data,
     "list": cmd_list,
     "parity": cmd_parity,
+    "port": cmd_port,
     "worker": cmd_worker,
 }
 
@@ -381,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         print(f"error: {error}", file=sys.stderr)
-        return UserError.exit_code
+        return error.exit_code
     except KeyboardInterrupt:
         print(
             "interrupted: finished runs are saved; rerun the same command to resume",

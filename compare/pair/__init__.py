@@ -6,6 +6,8 @@ alone (nothing of the study is imported) and loads no framework until a check ru
     report = pair.check_pair(torch_model, keras_model, x, y=y, loss="cross_entropy",
                              optimizers=pair.Optimizers(...))
     pair.assert_same_model(...)          # AssertionError naming the level and the layer
+    ported = pair.port_weights(torch_model, keras_model, x)   # or Keras -> torch
+    ported.save("model.weights.h5")      # only when the proof passed
 
     @pair.converter(MyTorchLayer, MyKerasLayer)   # a layer pair the engine does not know
     class MyConverter(pair.Converter): ...
@@ -34,6 +36,10 @@ _LAZY = {
     "register": "compare.pair.registry",
     "unregister": "compare.pair.registry",
     "LEVELS": "compare.pair.levels",
+    "port_weights": "compare.pair.port",
+    "load_ported": "compare.pair.port",
+    "Ported": "compare.pair.port",
+    "PortFileError": "compare.pair.saved",
 }
 
 

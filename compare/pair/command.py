@@ -19,6 +19,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+from typing import NamedTuple
 
 from compare import files
 from compare.errors import UserError
@@ -152,12 +153,86 @@ def _call(factory, what: str):
         ) from error
 
 
+def add_pair_arguments(group, verb: str) -> None:
+    """The flags that name a user's pair and its inputs (`parity --pair`, `port`)."""
+    group.add_argument("--zoo", action="store_true", help=f"{verb} the built-in zoo of pairs")
+    group.add_argument(
+        "--zoo-cases",
+        type=lambda text: [p.strip() for p in text.split(",") if p.strip()],
+        help="only these zoo pairs (e.g. unet,bert_tiny; all)",
+    )
+    group.add_argument("--input-shape", help="one example's shape, torch layout (e.g. 3,32,32)")
+    group.add_argument(
+        "--inputs",
+        metavar="MODULE:FUNCTION",
+        help="a function returning the inputs, torch layout: an array, a tuple (positional) "
+        "or a dict (keyword arguments, e.g. input_ids and attention_mask)",
+    )
+    group.add_argument(
+        "--output", help="the output compared: an index or a key (e.g. logits; the first)"
+    )
+    group.add_argument("--input-high", type=int, help="integer inputs in [0, HIGH) (token ids)")
+    group.add_argument("--examples", type=_positive, default=16, help="examples (16)")
+    group.add_argument(
+        "--classes",
+        type=_positive,
+        help="random targets in [0, CLASSES): runs the "
+        "gradients, optimizer and lockstep levels too",
+    )
+    group.add_argument("--loss", default="cross_entropy", help="cross_entropy, nll or mse")
+    group.add_argument("--optimizer", default="sgd:0.01", help="sgd:LR or adam:LR (sgd:0.01)")
+    group.add_argument("--seed", type=int, default=0, help="weights, inputs and targets (0)")
+
+
+def _positive(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def check_user_pair(args) -> dict:
     """The report for the user's pair, Keras on this process's backend."""
+    from compare.pair import api, optimizers
+
+    built = build_user_pair(args)
+    report = api.check_pair(
+        built.torch_model,
+        built.keras_model,
+        built.x,
+        y=built.y,
+        loss=args.loss if built.y is not None else None,
+        optimizers=optimizers.named(*parse_optimizer(args.optimizer))
+        if built.y is not None
+        else None,
+        name=built.name,
+        levels=tuple(args.levels or api.LEVELS),
+        output=built.output,
+    )
+    return report.as_dict()
+
+
+class BuiltPair(NamedTuple):
+    torch_model: object
+    keras_model: object
+    x: object
+    y: object
+    name: str
+    output: object
+
+
+def build_user_pair(args) -> BuiltPair:
+    """Both models from the factories `--pair` names, seeded by `--seed`, and the inputs
+    and targets the flags ask for."""
     import numpy as np
     import torch
 
-    from compare.pair import api, frameworks, optimizers
+    from compare.pair import frameworks
 
     frameworks.prepare()
     torch_reference, keras_reference = parse_factories(args.pair)
@@ -187,20 +262,12 @@ def check_user_pair(args) -> dict:
         if args.loss == "mse":
             y = rng.normal(size=(batch, args.classes)).astype(np.float32)
     torch_model = _built(torch_factory, "torch")
+    import keras
+
+    keras.utils.set_random_seed(args.seed)  # a Keras source's weights: the same each run
     keras_model = _built(keras_factory, "keras")
     output = int(args.output) if args.output and args.output.isdigit() else args.output
-    report = api.check_pair(
-        torch_model,
-        keras_model,
-        x,
-        y=y,
-        loss=args.loss if y is not None else None,
-        optimizers=optimizers.named(*parse_optimizer(args.optimizer)) if y is not None else None,
-        name=torch_reference.partition(":")[2],
-        levels=tuple(args.levels or api.LEVELS),
-        output=output,
-    )
-    return report.as_dict()
+    return BuiltPair(torch_model, keras_model, x, y, torch_reference.partition(":")[2], output)
 
 
 def _built(factory, side: str):

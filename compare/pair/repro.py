@@ -120,7 +120,7 @@ def _case(session, pair, mode):
     keras_weights = [np.asarray(w) for w in layer.get_weights()]
     arrays |= {f"keras_weight/{i}": w for i, w in enumerate(keras_weights)}
     torch_args, keras_args = list(ct.inputs), list(ck.inputs)
-    same_input = False
+    same_input, own_reason = False, "unlike"
     if mode != "shapes" and len(torch_args) == 1 and len(keras_args) == 1:
         aligned = pair.converter.align_input(pair, torch_args[0], np.shape(keras_args[0]))
         if aligned is not None:
@@ -161,7 +161,7 @@ def _case(session, pair, mode):
         if same_input and layer_gap <= bound and gap(ct.output, ck.output) > 0:
             # The layer computes alike: its input differed (the cause is upstream). Feed
             # each side what it was fed, which reproduces the check's gap.
-            keras_args, same_input = list(ck.inputs), False
+            keras_args, same_input, own_reason = list(ck.inputs), False, "differ"
             keras_out = trace.to_numpy(run_keras(layer))
             layer_gap = gap(ours, keras_out)
         arrays["output_index"] = index
@@ -173,7 +173,7 @@ def _case(session, pair, mode):
         "layer": pair.label(),
         "keras_backend": _backend(),
         "same_input": same_input,
-        "input_note": _INPUT_NOTES["shapes" if mode == "shapes" else same_input],
+        "input_note": _INPUT_NOTES["shapes" if mode == "shapes" else same_input or own_reason],
         "torch": {
             "expression": expression,
             "inputs": len(torch_args),
@@ -207,8 +207,10 @@ def _case(session, pair, mode):
 
 _INPUT_NOTES = {
     True: "both sides get torch's input (in Keras's layout): the layer itself computes otherwise",
-    False: "each side gets the input it had in the check: they already differ there, so the "
-    "cause is upstream of this layer",
+    "differ": "each side gets the input it had in the check: they already differ there, so "
+    "the cause is upstream of this layer",
+    "unlike": "each side gets the input it had in the check (the two inputs are not one "
+    "tensor in two layouts: several inputs, or a layer before it that only one side has)",
     "shapes": "each side gets the input it had in the check, and keeps its own weights: the "
     "two layers do not hold or compute the same shapes",
 }
