@@ -39,7 +39,9 @@ def add_parser(commands, csv) -> None:
     port.add_argument(
         "--to", choices=("keras", "torch"), help="the side that receives the other's weights"
     )
-    port.add_argument("--save", type=pathlib.Path, help="write the ported weights (.weights.h5 / .pt)")
+    port.add_argument(
+        "--save", type=pathlib.Path, help="write the ported weights (.weights.h5 / .pt)"
+    )
     port.add_argument("--force", action="store_true", help="save even when a level fails")
     port.add_argument(
         "--repro", type=pathlib.Path, help="on a failure, write a one-layer reproduction here"
@@ -47,8 +49,12 @@ def add_parser(commands, csv) -> None:
     port.add_argument(
         "--load", type=pathlib.Path, help="check a saved port instead: load it and prove it"
     )
-    port.add_argument("--keras-backend", choices=KERAS_BACKENDS, help="(KERAS_BACKEND, else tensorflow)")
-    port.add_argument("--levels", type=csv, help="levels (structure,weights,forward; all with --classes)")
+    port.add_argument(
+        "--keras-backend", choices=KERAS_BACKENDS, help="(KERAS_BACKEND, else tensorflow)"
+    )
+    port.add_argument(
+        "--levels", type=csv, help="levels (structure,weights,forward; all with --classes)"
+    )
     port.add_argument("--json", action="store_true", help="print the report as JSON")
     command.add_pair_arguments(port.add_argument_group("the pair's inputs"), "port")
 
@@ -127,9 +133,7 @@ def main(args) -> int:
         built.x,
         y=built.y,
         loss=args.loss if training else None,
-        optimizers=optimizers.named(*command.parse_optimizer(args.optimizer))
-        if training
-        else None,
+        optimizers=optimizers.named(*command.parse_optimizer(args.optimizer)) if training else None,
         levels=levels,
         name=built.name,
         output=built.output,
@@ -148,7 +152,9 @@ def save_lines(ported, path, force: bool) -> list[str]:
             ported.save(path, force=force)
             lines.append(f"saved {path} and its record {saved.record_path(path).name}")
             if not ported.passed:
-                lines.append("saved anyway (--force): the checks FAILED, this is not the same model")
+                lines.append(
+                    "saved anyway (--force): the checks FAILED, this is not the same model"
+                )
         else:
             lines.append(f"not saved: the checks failed (--force writes {path} anyway)")
     repro = ported.report.repro

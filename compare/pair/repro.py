@@ -245,6 +245,8 @@ def _kwargs(kwargs: dict, side: str, arrays: dict) -> dict:
             out[key] = {"array": f"{side}_kwarg/{key}"}
         elif isinstance(value, LITERALS):
             out[key] = value
+        elif isinstance(value, (tuple, list)) and all(isinstance(v, LITERALS) for v in value):
+            out[key] = {"tuple": list(value)}
         else:
             raise NotWritable(f"{side}'s call takes {key}={type(value).__name__}, not data")
     return out
@@ -256,7 +258,11 @@ def _tensors(torch, arrays):
 
 def _torch_kwargs(torch, kwargs, arrays):
     return {
-        k: torch.as_tensor(arrays[v["array"]]) if isinstance(v, dict) else v
+        k: tuple(v["tuple"])
+        if isinstance(v, dict) and "tuple" in v
+        else torch.as_tensor(arrays[v["array"]])
+        if isinstance(v, dict)
+        else v
         for k, v in kwargs.items()
     }
 

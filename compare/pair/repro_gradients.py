@@ -99,7 +99,6 @@ def _inputs(meta, arrays):
 
 
 def _kwargs(meta, arrays):
-    return {
-        k: arrays[v["array"]] if isinstance(v, dict) else v
-        for k, v in meta["keras"]["kwargs"].items()
-    }
+    from compare.pair.repro_layers import keras_kwargs
+
+    return keras_kwargs(meta["keras"]["kwargs"], arrays)

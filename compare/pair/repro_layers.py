@@ -189,4 +189,11 @@ def rebuildable(pair, layer, config, keras_out, arrays, kwargs) -> dict:
 
 
 def keras_kwargs(kwargs, arrays):
-    return {k: arrays[v["array"]] if isinstance(v, dict) else v for k, v in kwargs.items()}
+    return {k: _value(v, arrays, lambda a: a) for k, v in kwargs.items()}
+
+
+def _value(given, arrays, convert):
+    """A recorded keyword argument: an array (from the npz), a tuple, or a literal."""
+    if isinstance(given, dict):
+        return tuple(given["tuple"]) if "tuple" in given else convert(arrays[given["array"]])
+    return given

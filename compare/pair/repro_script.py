@@ -143,7 +143,12 @@ def _shapes(torch_output, keras_output, torch_weights, keras_weights) -> str:
 
 
 def _kwargs(given, data, convert):
-    return {k: convert(data[v["array"]]) if isinstance(v, dict) else v for k, v in given.items()}
+    def value(v):
+        if isinstance(v, dict):
+            return tuple(v["tuple"]) if "tuple" in v else convert(data[v["array"]])
+        return v
+
+    return {k: value(v) for k, v in given.items()}
 
 
 def _first(value):

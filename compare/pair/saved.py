@@ -98,8 +98,8 @@ def save(ported, path, force: bool = False) -> dict:
     path = check_path(path, framework)
     if not ported.passed and not force:
         raise PortRefused(
-            f"not saved: {ported.report.name} is not the same model ({ported.report.first_failure}); "
-            "--force writes it anyway"
+            f"not saved: {ported.report.name} is not the same model "
+            f"({ported.report.first_failure}); --force writes it anyway"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
@@ -235,7 +235,15 @@ def versions() -> dict:
     import importlib.metadata
 
     found = {"python": platform.python_version()}
-    for name in ("numpy", "torch", "keras", "tensorflow", "tensorflow-cpu", "jax", "keras-vs-pytorch"):
+    for name in (
+        "numpy",
+        "torch",
+        "keras",
+        "tensorflow",
+        "tensorflow-cpu",
+        "jax",
+        "keras-vs-pytorch",
+    ):
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

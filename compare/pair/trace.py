@@ -72,6 +72,13 @@ def tensors_in(value) -> list:
     return [value] if to_numpy(value) is not None else []
 
 
+def _plain(value) -> bool:
+    """A tuple or list of plain numbers (`dim=(2, 3)`): a setting, not a tensor."""
+    return isinstance(value, (tuple, list)) and all(
+        isinstance(v, (bool, int, float, str)) for v in value
+    )
+
+
 class _Recorder:
     def __init__(self):
         self.tick = 0
@@ -97,7 +104,10 @@ class _Recorder:
             start=start,
             input_id=None if first is None else id(first),
             inputs=[to_numpy(a) for a in tensor_args],
-            kwargs={k: (to_numpy(v) if to_numpy(v) is not None else v) for k, v in kwargs.items()},
+            kwargs={
+                k: (v if _plain(v) or to_numpy(v) is None else to_numpy(v))
+                for k, v in kwargs.items()
+            },
             output=outputs[0] if outputs else None,
             outputs=outputs,
             output_id=id(produced[0]) if produced else None,
