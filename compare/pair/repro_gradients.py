@@ -61,7 +61,7 @@ def add(pair, module, layer, run_torch, run_keras, keras_out, index, rename, met
 
     def loss_of(call):
         out = trace.tensors_in(call(*_inputs(meta, arrays), **_kwargs(meta, arrays)))[0]
-        return keras.ops.sum(out * cotangent)
+        return keras.ops.sum(keras.ops.multiply(out, keras.ops.convert_to_tensor(cotangent)))
 
     _, keras_grads = frameworks.keras_value_and_gradients(layer, loss_of)
     position = {id(v): j for j, v in enumerate(layer.weights)}

@@ -96,7 +96,8 @@ def _gradient_gap(meta, data, torch, keras, torch_layer, torch_args, torch_kwarg
     cotangent = data["cotangent"]
 
     def loss_of(call):
-        return keras.ops.sum(_first(call(*keras_args, **keras_kwargs)) * cotangent)
+        out = _first(call(*keras_args, **keras_kwargs))
+        return keras.ops.sum(keras.ops.multiply(out, keras.ops.convert_to_tensor(cotangent)))
 
     keras_grads = _keras_gradients(keras, keras_layer, loss_of)
     position = {id(v): j for j, v in enumerate(keras_layer.weights)}

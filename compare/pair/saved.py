@@ -50,7 +50,13 @@ def record_path(path) -> pathlib.Path:
 
 
 def framework_of(model) -> str:
-    return "torch" if hasattr(model, "state_dict") and hasattr(model, "named_modules") else "keras"
+    """'keras' for a Keras layer (a torch module too on Keras's torch backend), else 'torch'."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    if keras is not None and isinstance(model, keras.Layer):
+        return "keras"
+    return "torch"
 
 
 def class_of(model) -> str:

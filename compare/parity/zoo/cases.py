@@ -45,6 +45,9 @@ class Case:
     optimizers: Callable  # () -> Optimizers
     wrong: tuple[WrongPort, ...]
     prepare: Callable | None = None  # (torch model, rng, inputs) -> None, before the check
+    # (Keras model) -> None, when the Keras model is the source of a port: what its
+    # weights must hold for the torch model to compute the same (a padding row at zero).
+    prepare_keras: Callable | None = None
     options: dict = dataclasses.field(default_factory=dict)  # more check_pair keywords
     requires: str | None = None  # a module the case needs (a test dependency)
     library: bool = False  # a whole library model: seconds, not a fraction of one
@@ -102,6 +105,16 @@ def standin_statistics(torch_model, rng, x, quiet_share: float = 0.1, scale: flo
         for m, momentum in zip(norms, momenta, strict=True):
             m.momentum = momentum
     torch_model.eval()
+
+
+def zero_padding_row(keras_model, layer: str = "embedding") -> None:
+    """torch reads an Embedding's padding_idx row in its forward pass and holds it at zero
+    from its initialisation; the Keras port zeroes the padding positions instead. Ported
+    from Keras, the row must be zero for the two to compute the same."""
+    embedding = keras_model.get_layer(layer)
+    table = embedding.get_weights()[0]
+    table[0] = 0.0
+    embedding.set_weights([table])
 
 
 def _images(shape, classes):

@@ -24,6 +24,7 @@ from compare.parity.zoo.cases import (
     _tokens,
     optimizers,
     standin_statistics,
+    zero_padding_row,
 )
 
 
@@ -283,6 +284,7 @@ def cases(image_size: int = 32) -> dict[str, Case]:
                     "reset_after",
                 ),
             ),
+            prepare_keras=zero_padding_row,
         ),
         Case(
             "mobile_block",

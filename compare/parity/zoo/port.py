@@ -52,8 +52,13 @@ def build(case, bug, to: str, seed: int = 0):
     x, y = draw(rng)
     if case.prepare is not None and to == "keras":
         case.prepare(torch_model, rng, draw(rng)[0])
+    # Keras's global seed generator survives set_random_seed on the JAX and torch
+    # backends: without a clear session a second build draws other weights.
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     keras_model = (bug.keras if bug is not None else case.keras)()
+    if case.prepare_keras is not None and to == "torch":
+        case.prepare_keras(keras_model)
     if to == "keras":
         return torch_model, keras_model, x, y
     return keras_model, torch_model, x, y
