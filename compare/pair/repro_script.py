@@ -7,6 +7,8 @@ the check's weights, run on the check's input. It prints the gap the check measu
 It imports numpy, torch and keras (and Keras's backend, for a gradient): nothing of
 keras-vs-pytorch. repro.json holds the settings (torch's constructor, Keras's config),
 repro.npz the input, both layouts' weights and both outputs.
+
+Stage: pair (this file is copied, as it is, into each reproduction's directory).
 """
 
 import importlib

@@ -21,8 +21,10 @@ import time
 
 import numpy as np
 
-from compare import pair
+from compare import files, pair
 from compare.errors import UserError
+
+RESULTS = "port-zoo.json"
 
 
 def _chosen(args) -> dict:
@@ -83,13 +85,25 @@ def main(args) -> int:
         return 0 if all(r["as_expected"] for r in rows) else 1
     out = args.save
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    started, rows = time.time(), []
     for case in chosen.values():
         rows += port_case(case, args.to, out)
     saved_cases = [r["pair"] for r in rows if r["port"] == "correct" and r["saved"]]
     if saved_cases:
         for row in _reload_elsewhere(args, saved_cases, keras.backend.backend()):
             rows.append(row)
+    files.write_json_atomic(
+        out / RESULTS,
+        {
+            "schema": "keras-vs-pytorch/port-zoo/v1",
+            "keras_backend": keras.backend.backend(),
+            "to": args.to,
+            "passed": all(r["as_expected"] for r in rows),
+            "seconds": round(time.time() - started, 1),
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "rows": rows,
+        },
+    )
     print(json.dumps(rows) if args.json else _table(rows, keras.backend.backend()))
     return 0 if all(r["as_expected"] for r in rows) else 1
 
