@@ -244,3 +244,33 @@ def _table(rows, backend) -> str:
         else "port zoo: FAILED (rows marked (!))"
     )
     return "\n".join(lines)
+
+
+def summary_markdown(paths) -> str:
+    """The port zoo's results (DIR/port-zoo.json files) as one Markdown table, each row
+    naming its file: `python -c "from compare.parity.zoo import port;
+    print(port.summary_markdown(sys.argv[1:]))" DIR/port-zoo.json ...`."""
+    import pathlib
+
+    lines = [
+        "| Keras backend | to | correct ports saved and reloaded | wrong ports refused | "
+        "reproductions that reproduce | not written | seconds | finished | file |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for path in paths:
+        found = json.loads(pathlib.Path(path).read_text())
+        rows = found["rows"]
+        correct = [r for r in rows if r["port"] == "correct" and r["step"] == "port"]
+        reloaded = [r for r in rows if r["step"] == "reload" and r["as_expected"]]
+        wrong = [r for r in rows if r["port"] != "correct"]
+        refused = [r for r in wrong if not r["passed"] and not r["saved"]]
+        reproduced = [r for r in wrong if r.get("repro") == "reproduced"]
+        missing = [r for r in wrong if str(r.get("repro", "")).startswith("not written")]
+        lines.append(
+            f"| {found['keras_backend']} | {found['to']} | "
+            f"{sum(r['saved'] for r in correct)} and {len(reloaded)} of {len(correct)} | "
+            f"{len(refused)} of {len(wrong)} | {len(reproduced)} of {len(wrong) - len(missing)} | "
+            f"{len(missing)}: {', '.join(r['pair'] + ':' + r['port'] for r in missing) or '-'} | "
+            f"{found['seconds']:.0f} | {found['finished_at']} | `{path}` |"
+        )
+    return "\n".join(lines)
