@@ -17,6 +17,7 @@ import sys
 import traceback
 
 from compare.errors import UserError
+from compare.pair.command import positive_int as _positive_int
 from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, MODES
 from compare.spec.schema import ParitySpec
 
@@ -33,16 +34,6 @@ class Parser(argparse.ArgumentParser):
 
 def _csv(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def build_parser() -> Parser:

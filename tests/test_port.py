@@ -233,35 +233,22 @@ def test_the_port_command_saves_only_a_proven_port(tmp_path):
     assert damaged.stdout == ""
 
 
+PAIR_FLAGS = [
+    "--to",
+    "keras",
+    "--input-shape",
+    "6",
+    "--pair",
+    "userpair:make_torch,userpair:make_keras",
+]
+
+
 @pytest.mark.parametrize(
     "flags, words",
     [
-        (["--input-shape", "6", "--pair", "userpair:make_torch,userpair:make_keras"], "--to keras"),
-        (
-            [
-                "--to",
-                "keras",
-                "--input-shape",
-                "6",
-                "--pair",
-                "userpair:make_torch,userpair:make_keras",
-                "--save",
-                "m.pt",
-            ],
-            ".weights.h5",
-        ),  # fmt: skip
-        (
-            [
-                "--to",
-                "keras",
-                "--input-shape",
-                "6",
-                "--pair",
-                "userpair:make_torch,userpair:make_keras",
-                "--force",
-            ],
-            "--save",
-        ),  # fmt: skip
+        (PAIR_FLAGS[2:], "--to keras"),
+        ([*PAIR_FLAGS, "--save", "m.pt"], ".weights.h5"),
+        ([*PAIR_FLAGS, "--force"], "--save"),
         (["--to", "keras", "--zoo"], "--save DIR"),
     ],
 )

@@ -172,10 +172,10 @@ def add_pair_arguments(group, verb: str) -> None:
         "--output", help="the output compared: an index or a key (e.g. logits; the first)"
     )
     group.add_argument("--input-high", type=int, help="integer inputs in [0, HIGH) (token ids)")
-    group.add_argument("--examples", type=_positive, default=16, help="examples (16)")
+    group.add_argument("--examples", type=positive_int, default=16, help="examples (16)")
     group.add_argument(
         "--classes",
-        type=_positive,
+        type=positive_int,
         help="random targets in [0, CLASSES): runs the "
         "gradients, optimizer and lockstep levels too",
     )
@@ -184,7 +184,8 @@ def add_pair_arguments(group, verb: str) -> None:
     group.add_argument("--seed", type=int, default=0, help="weights, inputs and targets (0)")
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
+    """argparse's type for a count of at least one."""
     import argparse
 
     try:

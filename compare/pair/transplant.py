@@ -17,8 +17,6 @@ import numpy as np
 from compare.pair import units
 from compare.pair.result import say
 
-DIRECTIONS = ("to_keras", "to_torch")
-
 
 def apply(session, direction: str) -> None:
     """Copy every weighted pair's weights `direction`; problems go to the pairing's."""

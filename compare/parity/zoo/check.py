@@ -87,24 +87,28 @@ def _skipped(case, why: str) -> dict:
     }
 
 
+def chosen(names) -> dict:
+    """{name: case} of the zoo pairs `--zoo-cases` names (all when none are)."""
+    from compare.errors import UserError
+    from compare.parity.zoo.catalog import cases
+
+    found = cases()
+    unknown = [name for name in names or [] if name not in found]
+    if unknown:
+        raise UserError(
+            f"unknown zoo pair {unknown[0]!r} in --zoo-cases: choose from {', '.join(found)}"
+        )
+    return {name: found[name] for name in names or found}
+
+
 def check_zoo(args) -> dict:
     """Every zoo case, correct and wrong ports, Keras on this process's backend
     (`--zoo-cases` narrows them): `python -m compare parity --zoo`."""
     import keras
 
-    from compare.errors import UserError
-    from compare.parity.zoo.catalog import cases
-
-    found = cases()
-    chosen = args.zoo_cases or list(found)
-    unknown = [name for name in chosen if name not in found]
-    if unknown:
-        raise UserError(
-            f"unknown zoo pair {unknown[0]!r} in --zoo-cases: choose from {', '.join(found)}"
-        )
     models, rows = {}, []
-    for name in chosen:
-        for row in check_case(found[name], seed=args.seed, levels=args.levels or None):
+    for case in chosen(args.zoo_cases).values():
+        for row in check_case(case, seed=args.seed, levels=args.levels or None):
             report = row.pop("report")
             if report is not None:
                 models.update(report.as_dict()["models"])

@@ -28,18 +28,10 @@ RESULTS = "port-zoo.json"
 
 
 def _chosen(args) -> dict:
-    from compare.parity.zoo import converters
-    from compare.parity.zoo.catalog import cases
+    from compare.parity.zoo import check, converters
 
     converters.register()
-    found = cases()
-    names = args.zoo_cases or list(found)
-    unknown = [name for name in names if name not in found]
-    if unknown:
-        raise UserError(
-            f"unknown zoo pair {unknown[0]!r} in --zoo-cases: choose from {', '.join(found)}"
-        )
-    return {name: found[name] for name in names}
+    return check.chosen(args.zoo_cases)
 
 
 def build(case, bug, to: str, seed: int = 0):
