@@ -298,15 +298,27 @@ def test_a_repro_that_does_not_reproduce_is_caught(tmp_path):
     assert "measures" in repro.rerun(tmp_path)
 
 
-@pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_the_port_zoo_on_another_keras_backend(tmp_path, backend):
+@pytest.mark.parametrize(
+    "backend, case, to",
+    [
+        ("torch", "scaled_mlp", "torch"),
+        # Its gradient reproduction runs under jax.value_and_grad (a traced output).
+        ("jax", "birnn", "keras"),
+    ],
+)
+def test_the_port_zoo_on_another_keras_backend(tmp_path, backend, case, to):
     """A case through `port --zoo` on another backend: saved, reloaded in a fresh
-    process, its wrong port refused and reproduced."""
-    done = run_cli("port", "--zoo", "--zoo-cases", "scaled_mlp", "--to", "torch", "--save",
+    process, each wrong port refused and reproduced."""
+    from compare.parity.zoo import catalog
+
+    done = run_cli("port", "--zoo", "--zoo-cases", case, "--to", to, "--save",
                    str(tmp_path), "--keras-backend", backend, "--json")  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     rows = json.loads(done.stdout.strip().splitlines()[-1])
+    wrong = {w.name for w in catalog.cases()[case].wrong}
     assert {(r["port"], r["step"]) for r in rows} == {
-        ("correct", "port"), ("correct", "reload"), ("scale_squared", "port")
+        ("correct", "port"), ("correct", "reload"), *((name, "port") for name in wrong)
     }  # fmt: skip
-    assert next(r for r in rows if r["port"] == "scale_squared")["repro"] == "reproduced"
+    assert {r["port"]: r["repro"] for r in rows if r["port"] in wrong} == dict.fromkeys(
+        wrong, "reproduced"
+    )

@@ -60,7 +60,9 @@ def add(pair, module, layer, run_torch, run_keras, keras_out, index, rename, met
     expected = pair.converter.gradients_to_keras(pair, torch_grads)
 
     def loss_of(call):
-        out = trace.tensors_in(call(*_inputs(meta, arrays), **_kwargs(meta, arrays)))[0]
+        # Under jax.value_and_grad the output is a tracer: a tensor without a value.
+        value = call(*_inputs(meta, arrays), **_kwargs(meta, arrays))
+        out = trace.tensors_in(value, keras.ops.is_tensor)[0]
         return keras.ops.sum(keras.ops.multiply(out, keras.ops.convert_to_tensor(cotangent)))
 
     _, keras_grads = frameworks.keras_value_and_gradients(layer, loss_of)

@@ -59,17 +59,21 @@ def to_numpy(value):
         return None
 
 
-def tensors_in(value) -> list:
-    """The tensors in an output, depth first (a tuple's, a dict's, a dataclass's)."""
+def tensors_in(value, is_tensor=None) -> list:
+    """The tensors in an output, depth first (a tuple's, a dict's, a dataclass's): those
+    with a value, or those `is_tensor` accepts (a JAX tracer inside a transformation has
+    no value yet)."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return []
     if isinstance(value, (tuple, list)):
-        return [t for v in value for t in tensors_in(v)]
+        return [t for v in value for t in tensors_in(v, is_tensor)]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in tensors_in(v)]
+        return [t for v in value.values() for t in tensors_in(v, is_tensor)]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [t for f in dataclasses.fields(value) for t in tensors_in(getattr(value, f.name))]
-    return [value] if to_numpy(value) is not None else []
+        fields = dataclasses.fields(value)
+        return [t for f in fields for t in tensors_in(getattr(value, f.name), is_tensor)]
+    accepted = is_tensor(value) if is_tensor else to_numpy(value) is not None
+    return [value] if accepted else []
 
 
 def _plain(value) -> bool:
