@@ -18,6 +18,7 @@ from keras_impl.model import (
     count_parameters,
     dropout_probe,
     get_weights,
+    mode_probe,
     set_weights,
 )
 from keras_impl.optimizers import make_optimizer_for, optimizer_trajectory
@@ -46,6 +47,7 @@ __all__ = [
     "get_weights",
     "set_weights",
     "dropout_probe",
+    "mode_probe",
     "Trainer",
     "optimizer_trajectory",
     "make_optimizer_for",

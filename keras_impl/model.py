@@ -12,11 +12,15 @@ in forward order, as float32 NumPy arrays:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
 import numpy as np
 from keras import ops
+
+# Private, but it is how every backend's compute_output_spec marks a shape-only call.
+from keras.src.backend.common.symbolic_scope import in_symbolic_scope
 
 from compare.spec.schema import IMAGE_SHAPE, conv_output_shape
 from keras_impl import transfer
@@ -45,6 +49,8 @@ DROPOUT_LAYERS = (
     keras.layers.SpatialDropout1D,
     keras.layers.SpatialDropout2D,
 )
+# The other layers that compute differently in training: batch normalisation.
+NORMALIZATION_LAYERS = (keras.layers.BatchNormalization,)
 
 
 def _initializer(kind: str, fan_in: int):
@@ -231,3 +237,48 @@ def dropout_probe(model: keras.Model, x: np.ndarray) -> list[dict]:
         else:
             hidden = layer(hidden, training=False)
     return probes
+
+
+@contextlib.contextmanager
+def mode_probe(model: keras.Model):
+    """While the block runs, every call of the model's dropout and batch-normalisation
+    layers is recorded with whether it computed in training mode (dropout dropping:
+    `training` true and a rate above 0; batch normalisation from the batch's statistics:
+    `training` true on a trainable layer, as their `call`s decide). Yields (layers,
+    calls): each probed layer in model order as {"layer", "kind", "trainable"}, and the
+    list each call's {"layer", "active"} is appended to. Inside a compiled function a
+    call is recorded when it is traced; shape-only calls (compute_output_spec) are not.
+    So a `training=False` passed inside fit, or a layer the Trainer never calls, shows."""
+    layers, calls, wrapped = [], [], []
+    for layer in model._flatten_layers(include_self=False):
+        if not isinstance(layer, DROPOUT_LAYERS + NORMALIZATION_LAYERS):
+            continue
+        dropout = isinstance(layer, DROPOUT_LAYERS)
+        label = f"{layer.name} ({type(layer).__name__})"
+        layers.append(
+            {
+                "layer": label,
+                "kind": "dropout" if dropout else "normalization",
+                "trainable": bool(layer.trainable),
+            }
+        )
+
+        def call(*args, training=None, _layer=layer, _label=label, _dropout=dropout, **kwargs):
+            if not in_symbolic_scope():
+                on = bool(training) and (_layer.rate > 0 if _dropout else _layer.trainable)
+                calls.append({"layer": _label, "active": on})
+            return _layer.__dict__["_probed_call"](*args, training=training, **kwargs)
+
+        # Parity: the layer's call wrapped on the instance (torch has forward hooks).
+        object.__setattr__(layer, "_probed_call", layer.call)
+        object.__setattr__(layer, "call", call)
+        wrapped.append(layer)
+    try:
+        yield layers, calls
+    finally:
+        for layer in wrapped:
+            original = layer.__dict__.pop("_probed_call")
+            if getattr(original, "__self__", None) is layer:
+                object.__delattr__(layer, "call")  # the class's own call again
+            else:
+                object.__setattr__(layer, "call", original)

@@ -12,6 +12,7 @@ from pytorch_impl.model import (
     count_parameters,
     dropout_probe,
     get_weights,
+    mode_probe,
     set_weights,
 )
 from pytorch_impl.optimizers import make_optimizer_for, optimizer_trajectory
@@ -40,6 +41,7 @@ __all__ = [
     "get_weights",
     "set_weights",
     "dropout_probe",
+    "mode_probe",
     "Trainer",
     "optimizer_trajectory",
     "make_optimizer_for",

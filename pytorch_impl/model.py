@@ -14,6 +14,7 @@ measured against this side, the reference.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -51,6 +52,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "custom_
 WEIGHTED_LAYERS = (nn.Conv2d, nn.Linear)
 # Every dropout-like layer (Dropout, AlphaDropout, ...): the probe must see them all.
 DROPOUT_LAYERS = (nn.modules.dropout._DropoutNd,)
+# The other layers that compute differently in training: batch norm (every BatchNorm*d).
+NORMALIZATION_LAYERS = (nn.modules.batchnorm._BatchNorm,)
 
 
 def _initialize(tensor: torch.Tensor, kind: str, fan_in: int) -> None:
@@ -227,3 +230,42 @@ def dropout_probe(model: nn.Module, x: np.ndarray) -> list[dict]:
                 hidden = layer.eval()(hidden)
     model.train(was_training)
     return probes
+
+
+@contextlib.contextmanager
+def mode_probe(model: nn.Module):
+    """While the block runs, every call of the model's dropout and batch-norm layers is
+    recorded with whether it computed in training mode (dropout dropping: the module in
+    training mode and p > 0; batch norm from the batch's statistics: training mode, or
+    no running statistics). Yields (layers, calls): each probed layer in module order as
+    {"layer", "kind", "trainable"}, and the list each call's {"layer", "active"} is
+    appended to. The hooks read what the layer's own forward reads, so a Trainer that
+    leaves the model in eval mode, or a layer it never calls, shows."""
+    layers, calls, handles = [], [], []
+    for name, module in model.named_modules():
+        if not isinstance(module, DROPOUT_LAYERS + NORMALIZATION_LAYERS):
+            continue
+        dropout = isinstance(module, DROPOUT_LAYERS)
+        label = f"{name} ({type(module).__name__})"
+        parameters = list(module.parameters(recurse=False))
+        layers.append(
+            {
+                "layer": label,
+                "kind": "dropout" if dropout else "normalization",
+                "trainable": all(p.requires_grad for p in parameters),
+            }
+        )
+
+        def record(module, args, output, label=label, dropout=dropout):
+            if dropout:
+                active = module.training and module.p > 0
+            else:
+                active = module.training or module.running_mean is None
+            calls.append({"layer": label, "active": bool(active)})
+
+        handles.append(module.register_forward_hook(record))
+    try:
+        yield layers, calls
+    finally:
+        for handle in handles:
+            handle.remove()

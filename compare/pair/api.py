@@ -33,7 +33,7 @@ from compare.pair.levels import structure as structure_level
 from compare.pair.levels import training as training_level
 from compare.pair.recipe import Loss, Optimizers, loss_named
 from compare.pair.report import ParityReport, build
-from compare.pair.result import Check, say
+from compare.pair.result import Check, guarded, say
 from compare.pair.session import Session
 from compare.pair.spec import PairSpec
 
@@ -194,19 +194,7 @@ def check_pair(
     for level in LEVELS:
         if level not in levels or (level in LEVELS[3:] and not session.training):
             continue
-        try:
-            checks.append(run[level]())
-        except Exception as error:  # noqa: BLE001 - a level that cannot run fails with its reason
-            checks.append(
-                Check(
-                    level,
-                    False,
-                    float("inf"),
-                    float("inf"),
-                    {},
-                    {"first_failure": f"the level could not run: {say(error)}"},
-                )
-            )
+        checks += guarded(level, lambda level=level: [run[level]()])
     report = build(name, backend, checks, session.notes, rows, spec)
     if repro is not None and not report.passed:
         from compare.pair import repro as reproduction

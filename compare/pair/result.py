@@ -93,3 +93,20 @@ def say(error: BaseException) -> str:
     colour codes Keras decorates its texts with."""
     text = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())
     return f"{type(error).__name__}: {text[:300]}"
+
+
+def could_not_run(level: str, error: BaseException) -> Check:
+    """A level that raised: a failed check whose reason is the exception, in one line
+    (a port that breaks a level is a finding, never a traceback)."""
+    reason = f"the level could not run: {say(error)}"
+    return Check(level, False, float("inf"), float("inf"), {}, {"first_failure": reason})
+
+
+def guarded(level: str, run_level) -> list[Check]:
+    """`run_level()` (its checks), or, where it raises, the level failed with the
+    exception as its one-line reason: a port that breaks a level (shapes that do not fit,
+    an op a backend refuses, a diverged net) is a finding, and the next levels still run."""
+    try:
+        return run_level()
+    except Exception as error:  # noqa: BLE001 - the port's failure, not the checker's
+        return [could_not_run(level, error)]

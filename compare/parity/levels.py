@@ -78,6 +78,24 @@ def check_structure(torch_model, keras_model, x: np.ndarray) -> Check:
     )
     outputs = (T.predict(torch_model, x[:2], 2).shape, K.predict(keras_model, x[:2], 2).shape)
     passed = counts[0] == counts[1] and shapes[0] == shapes[1] and outputs[0] == outputs[1]
+    first = None
+    if shapes[0] != shapes[1]:
+        index = next(
+            (i for i, (a, b) in enumerate(zip(*shapes, strict=False)) if a != b),
+            min(len(shapes[0]), len(shapes[1])),
+        )
+        kernels = [np.empty((1,) * len(shape)) for shape in shapes[0][0::2]]
+        names = [f"{n}.{part}" for n in layer_names(kernels) for part in ("kernel", "bias")]
+        which = names[index] if index < len(names) else f"tensor {index}"
+        first = (
+            f"canonical shapes differ from {which}: torch "
+            f"{shapes[0][index] if index < len(shapes[0]) else 'none'}, keras "
+            f"{shapes[1][index] if index < len(shapes[1]) else 'none'}"
+        )
+    elif counts[0] != counts[1]:
+        first = f"parameter counts differ: torch {counts[0]}, keras {counts[1]}"
+    elif outputs[0] != outputs[1]:
+        first = f"output shapes differ: torch {outputs[0]}, keras {outputs[1]}"
     return Check(
         "structure",
         passed,
@@ -88,6 +106,7 @@ def check_structure(torch_model, keras_model, x: np.ndarray) -> Check:
             "parameter_count": {"torch": counts[0], "keras": counts[1]},
             "output_shape": {"torch": list(outputs[0]), "keras": list(outputs[1])},
             "canonical_shapes": [list(s) for s in shapes[0]],
+            "first_failure": first,
         },
     )
 

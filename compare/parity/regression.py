@@ -23,7 +23,7 @@ import types
 
 import numpy as np
 
-from compare.pair.result import Check, differences
+from compare.pair.result import Check, differences, guarded
 from compare.parity.built import fits_initializer
 from compare.parity.levels import layer_names
 from compare.parity.training import check_stock_optimizer, study_steps
@@ -201,6 +201,8 @@ def check_model(experiment: ExperimentSpec, parity: ParitySpec, levels=LEVELS) -
     nets = _nets()
     weights = regression.initial_weights(experiment, parity.seed)
     x, _ = regression.make_data(experiment.data, parity.seed)
+    # A level a port breaks (a net that does not build, shapes that do not fit) fails
+    # with its reason; the next levels still run.
     runs = {
         "structure": lambda: check_structure_and_weights(nets, experiment, weights)[:1],
         "weights": lambda: check_structure_and_weights(nets, experiment, weights)[1:],
@@ -211,4 +213,4 @@ def check_model(experiment: ExperimentSpec, parity: ParitySpec, levels=LEVELS) -
         ],
         "study_path": lambda: [check_study_path(experiment, parity)],
     }
-    return [check for level in LEVELS if level in levels for check in runs[level]()]
+    return [check for level in LEVELS if level in levels for check in guarded(level, runs[level])]

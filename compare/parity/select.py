@@ -22,6 +22,7 @@ LEVELS = (
     "init",
     "forward",
     "dropout",
+    "training_mode",
     "gradients",
     "optimizer",
     "stock_optimizer",

@@ -376,6 +376,11 @@ def fed_batches_problem(fed: list, shared, batch_size: int, seed: int, epochs: i
     return None
 
 
+def study_path_name(mode: str) -> str:
+    """The study-path level's name for an execution mode: `study_path`, `study_path-MODE`."""
+    return "study_path" if mode == DEFAULT_MODE else f"study_path-{mode}"
+
+
 def check_study_path(
     experiment: ExperimentSpec, weights, parity: ParitySpec, mode: str, data_dir=None
 ) -> Check:
@@ -454,7 +459,7 @@ def check_study_path(
     if max(drift) * factor > atol:
         tolerance["past_horizon"] = f"<= {factor}x torch's own rounding drift"
     return Check(
-        "study_path" if mode == DEFAULT_MODE else f"study_path-{mode}",
+        study_path_name(mode),
         first is None,
         max(abs_diff, *loss_gaps),
         rel_diff,

@@ -106,6 +106,11 @@ class Implementation(Protocol):
         """Each dropout layer in forward order: `after_weighted_layers`, its `input` on x
         (inference mode up to it), its `training` and `inference` outputs on that input."""
 
+    def mode_probe(self, model):
+        """A context: every call of the model's dropout and normalisation layers while it
+        runs, with whether it computed in training mode; yields (layers, calls), each
+        layer {"layer", "kind", "trainable"}, each call {"layer", "active"}."""
+
     def training_batches(
         self, x: np.ndarray, y: np.ndarray, batch_size: int, order=None
     ) -> Iterator[tuple[Any, Any]]:
