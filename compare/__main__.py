@@ -5,6 +5,11 @@ Stage: the entry point.
 
 import sys
 
-from compare.cli import main
+from compare import quiet
+
+# Before anything imports TensorFlow (a user's pair module may).
+quiet.install()
+
+from compare.cli import main  # noqa: E402
 
 sys.exit(main())
