@@ -239,6 +239,19 @@ def dropout_probe(model: keras.Model, x: np.ndarray) -> list[dict]:
     return probes
 
 
+def _recording(layer, label: str, dropout: bool, calls: list):
+    """The layer's call, appending whether each real call computes in training mode."""
+    call = layer.call
+
+    def recorded(*args, training=None, **kwargs):
+        if not in_symbolic_scope():
+            active = bool(training) and (layer.rate > 0 if dropout else layer.trainable)
+            calls.append({"layer": label, "active": active})
+        return call(*args, training=training, **kwargs)
+
+    return recorded
+
+
 @contextlib.contextmanager
 def mode_probe(model: keras.Model):
     """While the block runs, every call of the model's dropout and batch-normalisation
@@ -263,22 +276,14 @@ def mode_probe(model: keras.Model):
             }
         )
 
-        def call(*args, training=None, _layer=layer, _label=label, _dropout=dropout, **kwargs):
-            if not in_symbolic_scope():
-                on = bool(training) and (_layer.rate > 0 if _dropout else _layer.trainable)
-                calls.append({"layer": _label, "active": on})
-            return _layer.__dict__["_probed_call"](*args, training=training, **kwargs)
-
         # Parity: the layer's call wrapped on the instance (torch has forward hooks).
-        object.__setattr__(layer, "_probed_call", layer.call)
-        object.__setattr__(layer, "call", call)
-        wrapped.append(layer)
+        wrapped.append((layer, layer.__dict__.get("call")))
+        object.__setattr__(layer, "call", _recording(layer, label, dropout, calls))
     try:
         yield layers, calls
     finally:
-        for layer in wrapped:
-            original = layer.__dict__.pop("_probed_call")
-            if getattr(original, "__self__", None) is layer:
+        for layer, own in wrapped:
+            if own is None:
                 object.__delattr__(layer, "call")  # the class's own call again
             else:
-                object.__setattr__(layer, "call", original)
+                object.__setattr__(layer, "call", own)

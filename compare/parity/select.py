@@ -12,7 +12,7 @@ import pathlib
 
 from compare.errors import UserError
 from compare.spec import catalog, studies
-from compare.spec.identity import KERAS_BACKENDS, MODES
+from compare.spec.identity import DEFAULT_MODE, KERAS_BACKENDS, MODES
 from compare.spec.schema import ExperimentSpec, StudySpec
 
 # The study's parity levels, in the order they run and report (compare.parity.suite).
@@ -30,6 +30,12 @@ LEVELS = (
     "study_path",
     "data",
 )
+
+
+def mode_level(level: str, mode: str) -> str:
+    """A per-mode level's name for an execution mode: `LEVEL` for the default mode,
+    `LEVEL-MODE` for another (study_path and training_mode run once per `--modes`)."""
+    return level if mode == DEFAULT_MODE else f"{level}-{mode}"
 
 
 # The levels for a user's pair (compare.parity.pair), in order.

@@ -66,7 +66,6 @@ from compare.parity.training import (
     check_optimizer,
     check_stock_optimizer,
     check_study_path,
-    study_path_name,
     study_steps,
 )
 from compare.run import environment
@@ -205,6 +204,15 @@ def check_model(
             )
         ]
         return _entry(experiment, identity, checks, notes)
+
+    def per_mode(level: str, check_in) -> list:
+        """`check_in(mode)` for each execution mode, each guarded on its own."""
+        return [
+            check
+            for mode in modes
+            for check in guarded(select.mode_level(level, mode), lambda mode=mode: [check_in(mode)])
+        ]
+
     runs = {
         "structure": lambda: [check_structure(torch_model, keras_model, x)],
         "weights": lambda: [check_weights(experiment, x)],
@@ -219,28 +227,18 @@ def check_model(
             )
         ],
         # The experiment as the study runs it: dropout on, its own optimizer.
-        "training_mode": lambda: [
-            check
-            for mode in modes
-            for check in guarded(
-                training_mode.level_name(mode),
-                lambda mode=mode: [
-                    training_mode.check_training_mode(experiment, parity, mode, data_dir)
-                ],
-            )
-        ],
+        "training_mode": lambda: per_mode(
+            "training_mode",
+            lambda mode: training_mode.check_training_mode(experiment, parity, mode, data_dir),
+        ),
         "gradients": lambda: [check_gradients(aligned, weights, x, y, parity)],
         "optimizer": lambda: [check_optimizer(aligned, weights, parity)],
         "stock_optimizer": lambda: [check_stock_optimizer(experiment, aligned, horizon, parity)],
         "lockstep": lambda: [check_lockstep(aligned, shared, weights, parity)],
-        "study_path": lambda: [
-            check
-            for mode in modes
-            for check in guarded(
-                study_path_name(mode),
-                lambda mode=mode: [check_study_path(aligned, weights, parity, mode, data_dir)],
-            )
-        ],
+        "study_path": lambda: per_mode(
+            "study_path",
+            lambda mode: check_study_path(aligned, weights, parity, mode, data_dir),
+        ),
         "data": lambda: [check_data(experiment, shared, loaders)],
         # Last: it builds more models, which must not change the weights above.
         "init": lambda: [check_init(experiment, parity)],

@@ -17,7 +17,7 @@ import numpy as np
 
 from compare.data import split
 from compare.pair.result import Check, differences, first_past, tensor_gaps
-from compare.parity import formulas
+from compare.parity import formulas, select
 from compare.parity.levels import K, T, tensor_names
 from compare.run import loop
 from compare.spec.identity import DEFAULT_MODE
@@ -376,11 +376,6 @@ def fed_batches_problem(fed: list, shared, batch_size: int, seed: int, epochs: i
     return None
 
 
-def study_path_name(mode: str) -> str:
-    """The study-path level's name for an execution mode: `study_path`, `study_path-MODE`."""
-    return "study_path" if mode == DEFAULT_MODE else f"study_path-{mode}"
-
-
 def check_study_path(
     experiment: ExperimentSpec, weights, parity: ParitySpec, mode: str, data_dir=None
 ) -> Check:
@@ -459,7 +454,7 @@ def check_study_path(
     if max(drift) * factor > atol:
         tolerance["past_horizon"] = f"<= {factor}x torch's own rounding drift"
     return Check(
-        study_path_name(mode),
+        select.mode_level("study_path", mode),
         first is None,
         max(abs_diff, *loss_gaps),
         rel_diff,

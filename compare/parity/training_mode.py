@@ -20,16 +20,12 @@ from __future__ import annotations
 
 from compare.data import split
 from compare.pair.result import Check
+from compare.parity import select
 from compare.parity.levels import K, T
 from compare.parity.training import study_path_data
 from compare.run import loop
 from compare.spec.identity import DEFAULT_MODE
 from compare.spec.schema import ExperimentSpec, ParitySpec
-
-
-def level_name(mode: str) -> str:
-    """`training_mode`, or `training_mode-MODE` for another execution mode."""
-    return "training_mode" if mode == DEFAULT_MODE else f"training_mode-{mode}"
 
 
 def _driven(impl, experiment: ExperimentSpec, shared, parity: ParitySpec, mode: str):
@@ -38,6 +34,8 @@ def _driven(impl, experiment: ExperimentSpec, shared, parity: ParitySpec, mode: 
     model = impl.build_model(experiment.model)
     phases = []
     with impl.mode_probe(model) as (layers, calls):
+        if not layers:  # no layer whose computation depends on the mode: nothing to drive
+            return layers, phases
         trainer = impl.Trainer(model, experiment.train, mode)
         for epoch in range(parity.study_path_epochs):
             start = len(calls)
@@ -99,7 +97,7 @@ def check_training_mode(
         )
     wrong = sum(len(p) for p in problems.values())
     return Check(
-        level_name(mode),
+        select.mode_level("training_mode", mode),
         first is None,
         float(wrong),
         0.0,
