@@ -187,50 +187,6 @@ def torch_eval_in_training_mode(monkeypatch):
     monkeypatch.setattr(pytorch_impl.train, "predict", predict)
 
 
-def torch_train_mode_dropped(monkeypatch):
-    # The epoch never calls model.train(): after the first evaluation (predict's
-    # model.eval()) the model trains in eval mode, dropout off.
-    real = pytorch_impl.train.Trainer._train_batches
-
-    def train_batches(self, batches):
-        object.__setattr__(self.model, "train", lambda mode=True: self.model)
-        try:
-            return real(self, batches)
-        finally:
-            object.__delattr__(self.model, "train")
-
-    monkeypatch.setattr(pytorch_impl.train.Trainer, "_train_batches", train_batches)
-
-
-def keras_fit_training_false(monkeypatch):
-    # The model's call passes training=False down, whatever fit asks for.
-    real = keras_impl.build_model
-
-    def build_model(model_spec):
-        model = real(model_spec)
-        call = model.call
-
-        def inference_only(inputs, training=None, mask=None, **kwargs):
-            return call(inputs, training=False, mask=mask, **kwargs)
-
-        object.__setattr__(model, "call", inference_only)
-        return model
-
-    monkeypatch.setattr(keras_impl, "build_model", build_model)
-
-
-def keras_trainer_bypasses_dropout(monkeypatch):
-    # The Trainer fits a copy of the layer stack without its dropout layers (the same
-    # weights), so training never drops; evaluation goes through the whole model.
-    real = keras_impl.train.Trainer.__init__
-
-    def init(self, model, train_spec, mode="tuned", device="cpu"):
-        kept = [layer for layer in model.layers if not isinstance(layer, keras.layers.Dropout)]
-        real(self, keras.Sequential([keras.Input(model.input_shape[1:]), *kept]), train_spec, mode)
-
-    monkeypatch.setattr(keras_impl.train.Trainer, "__init__", init)
-
-
 def optimizer_bug(framework, spec=lambda t: t, built=lambda o: o):
     """A bug in one side's optimizer factory: it reads the spec wrong (`spec`) or
     changes what it built (`built`); patched where the Trainer and the stock-optimizer
@@ -321,15 +277,6 @@ BUGS = [
     ("torch_epoch_ignores_order", "study_path", SMALL, torch_epoch_ignores_order),
     ("keras_epoch_drops_last_batch", "study_path", SMALL, keras_epoch_drops_last_batch),
     ("torch_eval_in_training_mode", "forward", SMALL, torch_eval_in_training_mode),
-    (
-        "torch_eval_in_training_mode_at_evaluation",
-        "training_mode",
-        SMALL,
-        torch_eval_in_training_mode,
-    ),
-    ("torch_train_mode_dropped", "training_mode", SMALL, torch_train_mode_dropped),
-    ("keras_fit_training_false", "training_mode", SMALL, keras_fit_training_false),
-    ("keras_trainer_bypasses_dropout", "training_mode", SMALL, keras_trainer_bypasses_dropout),
     (
         "keras_adam_swapped_for_rmsprop",
         "stock_optimizer",
